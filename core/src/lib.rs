@@ -1,0 +1,19 @@
+//! `replication-core`: every piece of replication logic, with no knowledge of C or Python.
+//!
+//! Modules are cut by role:
+//! - [`wal`]: the segmented, checksummed write-ahead log (the future Raft log).
+//! - [`clock`]: hybrid logical clocks and vector clocks.
+//! - [`config`]: `ReplicationConfig`, loaded from TOML and validated.
+
+pub mod clock;
+pub mod config;
+pub mod wal;
+
+pub use clock::{HlcClock, HlcTimestamp, VectorClock, VectorOrdering};
+pub use config::ReplicationConfig;
+pub use wal::{Durability, NewRecord, Operation, Record, RecoveryMode, Wal, WalError, WalOptions};
+
+/// Log sequence number: dense, starts at 1, one per record. Equals the Raft log index later.
+pub type Lsn = u64;
+/// Identifier of a node in the cluster.
+pub type NodeId = u64;

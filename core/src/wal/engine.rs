@@ -1,0 +1,798 @@
+//! `Wal`: appends with group commit, segment rotation, truncation and purging.
+//!
+//! Concurrency design. Two locks, always taken in the order `io` then `state`:
+//! - `state` is held only for the short, CPU-only part of an append: assign LSNs, seal the
+//!   frame header, copy the frame into the pending buffer. No I/O happens under it except in
+//!   `truncate_after`, which must stop appenders anyway.
+//! - `io` serialises everything that touches files. Whoever holds it takes *all* pending bytes
+//!   and writes them (one `pwrite` per segment touched) and, for durable appends, issues one
+//!   fdatasync for the whole group. Appenders that queued behind it usually find their records
+//!   already durable when they get the lock: that is the group commit.
+//!
+//! Segment metadata (`segments`) is updated only after bytes are in the file, so readers
+//! never look for a frame that is not there yet.
+
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::error::{Result, WalError};
+use super::format::{segment_file_name, FrameHeader, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::frame::{decode_frame, encode_frame, read_frame, FrameRead};
+use super::reader::WalIter;
+use super::record::{self, NewRecord, Record};
+use super::recovery::{recover, DirLock};
+use super::segment::{scan_segment, SegmentMeta, READ_BUFFER_BYTES};
+use super::{Durability, WalOptions};
+use crate::clock::HlcTimestamp;
+use crate::Lsn;
+
+/// Pending bytes beyond which a non-durable appender writes them out itself, so memory stays
+/// bounded when nobody syncs.
+const FLUSH_THRESHOLD_BYTES: usize = 1 << 20;
+
+/// Handle to an open WAL. Cheap to clone; all clones share one log. Thread-safe.
+#[derive(Clone)]
+pub struct Wal {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) opts: WalOptions,
+    state: Mutex<AppendState>,
+    io: Mutex<IoState>,
+    /// Segments in LSN order; the last one is the active (appended-to) segment.
+    pub(crate) segments: RwLock<Vec<SegmentMeta>>,
+    /// Every LSN <= this is in a segment file. Invariant: written <= last assigned.
+    written_lsn: AtomicU64,
+    /// Every LSN <= this is covered by a completed fdatasync. Invariant: durable <= written.
+    durable_lsn: AtomicU64,
+    /// Set after a failed write or fsync; the WAL then refuses writes (see `WalError::Poisoned`).
+    failure: Mutex<Option<String>>,
+    closed: AtomicBool,
+    interval_stop: (Mutex<bool>, Condvar),
+    _dir_lock: DirLock,
+}
+
+struct AppendState {
+    /// LSN the next appended record gets.
+    next_lsn: Lsn,
+    /// Id and logical length (written + pending bytes) of the segment being appended to.
+    active_id: u64,
+    active_len: u64,
+    pending: Vec<PendingChunk>,
+    pending_bytes: usize,
+    /// Buffers of written chunks, kept to avoid reallocating a megabyte per group.
+    spare: Vec<Vec<u8>>,
+}
+
+/// Bytes waiting to be written to one segment.
+struct PendingChunk {
+    segment_id: u64,
+    /// `Some(first_lsn)` when the chunk starts a new segment (its bytes begin with the header).
+    creates_segment: Option<Lsn>,
+    /// File offset of `bytes[0]`.
+    offset: u64,
+    bytes: Vec<u8>,
+    /// Offset and header of each frame in the chunk, to index them once written.
+    frames: Vec<(u64, FrameHeader)>,
+}
+
+#[derive(Default)]
+struct IoState {
+    dir: PathBuf,
+    /// Write handle of the active segment.
+    active: Option<(u64, Arc<File>)>,
+    /// Files written since the last fdatasync.
+    unsynced: Vec<Arc<File>>,
+    /// A segment file was created or removed since the directory was last fsynced.
+    dir_unsynced: bool,
+}
+
+thread_local! {
+    /// Reused per thread to encode frames without allocating per append.
+    static ENCODE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Wal {
+    /// Opens (creating if needed) the WAL in `opts.dir`, running recovery: verifies every
+    /// frame, truncates a torn tail when `opts.recovery_mode` allows, and fails with the file
+    /// and offset of any other damage.
+    pub fn open(opts: WalOptions) -> Result<Wal> {
+        opts.check()?;
+        let recovered = recover(&opts)?;
+        let last = recovered
+            .segments
+            .last()
+            .expect("recovery leaves a segment");
+        let (active_id, active_len, next_lsn) = (last.id, last.len, last.next_lsn);
+        let active_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&last.path)
+            .map_err(|e| WalError::io(&last.path, e))?;
+        // What an earlier process wrote may still be only in the page cache; make it durable
+        // so that `durable_lsn` can honestly start at the last LSN.
+        active_file
+            .sync_data()
+            .map_err(|e| WalError::io(&last.path, e))?;
+        let inner = Arc::new(Inner {
+            state: Mutex::new(AppendState {
+                next_lsn,
+                active_id,
+                active_len,
+                pending: Vec::new(),
+                pending_bytes: 0,
+                spare: Vec::new(),
+            }),
+            io: Mutex::new(IoState {
+                dir: opts.dir.clone(),
+                active: Some((active_id, Arc::new(active_file))),
+                unsynced: Vec::new(),
+                dir_unsynced: false,
+            }),
+            segments: RwLock::new(recovered.segments),
+            written_lsn: AtomicU64::new(next_lsn - 1),
+            durable_lsn: AtomicU64::new(next_lsn - 1),
+            failure: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            interval_stop: (Mutex::new(false), Condvar::new()),
+            _dir_lock: recovered.lock,
+            opts,
+        });
+        if let Durability::Interval(every) = inner.opts.durability {
+            spawn_interval_syncer(Arc::downgrade(&inner), every);
+        }
+        Ok(Wal { inner })
+    }
+
+    pub fn options(&self) -> &WalOptions {
+        &self.inner.opts
+    }
+
+    /// Appends one record; returns its LSN. Durable on return under `Durability::EveryCommit`.
+    pub fn append(&self, record: &NewRecord) -> Result<Lsn> {
+        self.append_batch(std::slice::from_ref(record))
+            .map(|(first, _)| first)
+    }
+
+    /// Appends records as one frame (one checksum, compressed together); returns the first and
+    /// last LSN assigned. All or none: a failed batch assigns nothing that a reopen returns.
+    pub fn append_batch(&self, records: &[NewRecord]) -> Result<(Lsn, Lsn)> {
+        let inner = &*self.inner;
+        inner.check_writable()?;
+        if records.is_empty() {
+            return Err(WalError::InvalidRecord(
+                "a batch needs at least one record".into(),
+            ));
+        }
+        for (i, r) in records.iter().enumerate() {
+            record::validate(r).map_err(|e| WalError::InvalidRecord(format!("record {i}: {e}")))?;
+        }
+        let scratch = ENCODE_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let mut frame = encode_frame(records, &inner.opts.compression, scratch)
+            .map_err(|e| WalError::io(&inner.opts.dir, e))?;
+        let (first, last, over_threshold) = {
+            let mut st = inner.state.lock();
+            // Checked again under the lock: a poisoning write-out may have run meanwhile.
+            inner.check_writable()?;
+            let first = st.next_lsn;
+            let header = frame.seal(first);
+            st.push_frame(&frame.bytes, header, inner.opts.segment_size_bytes);
+            (
+                first,
+                header.last_lsn(),
+                st.pending_bytes >= FLUSH_THRESHOLD_BYTES,
+            )
+        };
+        frame.bytes.clear();
+        ENCODE_SCRATCH.with(|s| *s.borrow_mut() = frame.bytes);
+        match inner.opts.durability {
+            Durability::EveryCommit => inner.wait_durable(last)?,
+            Durability::Interval(_) | Durability::None if over_threshold => {
+                let mut io = inner.io.lock();
+                inner.write_out(&mut io, false)?;
+            }
+            _ => {}
+        }
+        Ok((first, last))
+    }
+
+    /// Writes everything appended so far and fdatasyncs it, whatever the durability policy.
+    pub fn sync(&self) -> Result<()> {
+        let inner = &*self.inner;
+        inner.check_writable()?;
+        let mut io = inner.io.lock();
+        inner.write_out(&mut io, true)
+    }
+
+    /// Reads records from `lsn` up to the last appended record.
+    pub fn read_from(&self, lsn: Lsn) -> Result<WalIter> {
+        let end = self.last_lsn() + 1;
+        self.read_range(lsn, end)
+    }
+
+    /// Reads records with `start <= lsn < end`. `end` may not exceed `last_lsn() + 1`.
+    pub fn read_range(&self, start: Lsn, end: Lsn) -> Result<WalIter> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        inner.make_readable(end.saturating_sub(1))?;
+        let first = self.first_lsn();
+        let last = self.last_lsn();
+        if start < first || end > last + 1 || (start > end) {
+            let lsn = if start < first || start > end {
+                start
+            } else {
+                end - 1
+            };
+            return Err(WalError::LsnOutOfRange { lsn, first, last });
+        }
+        Ok(WalIter::new(self.inner.clone(), start, end))
+    }
+
+    /// LSN of the first record at or after HLC timestamp `ts` (the starting point of a
+    /// point-in-time replay), or `None` if every record is older.
+    pub fn find_lsn_by_timestamp(&self, ts: HlcTimestamp) -> Result<Option<Lsn>> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        inner.make_readable(self.last_lsn())?;
+        let segments = inner.segments.read().clone();
+        for seg in segments.iter().filter(|s| s.max_hlc() >= ts.0) {
+            for (i, block) in seg.index.iter().enumerate() {
+                if block.max_hlc < ts.0 {
+                    continue;
+                }
+                let block_end = seg.index.get(i + 1).map_or(seg.len, |n| n.offset);
+                if let Some(lsn) = find_in_block(&seg.path, block.offset, block_end, ts)? {
+                    return Ok(Some(lsn));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes every record with LSN > `lsn` (a Raft log conflict). `lsn` may be
+    /// `first_lsn() - 1` to remove everything. Durable on return.
+    pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
+        self.inner.check_writable()?;
+        self.inner.truncate_after(lsn)
+    }
+
+    /// Deletes whole segments whose records all have LSN < `lsn` (retention, or after a
+    /// snapshot). The active segment is never deleted, so some older records may remain;
+    /// `first_lsn()` tells what is left. Returns the number of segments removed.
+    pub fn purge_before(&self, lsn: Lsn) -> Result<usize> {
+        let inner = &*self.inner;
+        inner.check_writable()?;
+        let mut io = inner.io.lock();
+        // Pending bytes may belong to segments not yet created; write them so the list is whole.
+        inner.write_out(&mut io, false)?;
+        let mut segs = inner.segments.write();
+        let mut removed = 0;
+        while segs.len() > 1 && segs[0].next_lsn <= lsn {
+            let seg = segs.remove(0);
+            std::fs::remove_file(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+            removed += 1;
+        }
+        drop(segs);
+        if removed > 0 {
+            io.dir_unsynced = true;
+            inner.sync_dir(&mut io)?;
+        }
+        Ok(removed)
+    }
+
+    /// LSN of the oldest record still held (== `last_lsn() + 1` when the WAL is empty).
+    pub fn first_lsn(&self) -> Lsn {
+        self.inner
+            .segments
+            .read()
+            .first()
+            .map_or(1, |s| s.first_lsn)
+    }
+
+    /// LSN of the last appended record (0 when nothing was ever appended).
+    pub fn last_lsn(&self) -> Lsn {
+        self.inner.state.lock().next_lsn - 1
+    }
+
+    /// Every record up to this LSN is in the segment files.
+    pub fn written_lsn(&self) -> Lsn {
+        self.inner.written_lsn.load(Ordering::Acquire)
+    }
+
+    /// Every record up to this LSN has been fdatasynced.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.inner.durable_lsn.load(Ordering::Acquire)
+    }
+
+    /// Number of segment files (after writing out pending records).
+    pub fn segment_count(&self) -> Result<usize> {
+        self.inner.make_readable(self.last_lsn())?;
+        Ok(self.inner.segments.read().len())
+    }
+
+    /// Paths of the segment files, oldest first (after writing out pending records).
+    pub fn segment_paths(&self) -> Result<Vec<PathBuf>> {
+        self.inner.make_readable(self.last_lsn())?;
+        Ok(self
+            .inner
+            .segments
+            .read()
+            .iter()
+            .map(|s| s.path.clone())
+            .collect())
+    }
+
+    /// Writes and (unless durability is `None`) syncs what is pending, then refuses further
+    /// use through any handle. Closing twice is fine.
+    pub fn close(&self) -> Result<()> {
+        let inner = &*self.inner;
+        if inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        inner.stop_interval_syncer();
+        if inner.failure.lock().is_some() {
+            return Ok(());
+        }
+        let mut io = inner.io.lock();
+        inner.write_out(&mut io, inner.opts.durability != Durability::None)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+}
+
+impl AppendState {
+    /// Keeps a few emptied chunk buffers for the next appends.
+    fn recycle(&mut self, spare: Vec<Vec<u8>>) {
+        let room = 4usize.saturating_sub(self.spare.len());
+        self.spare.extend(spare.into_iter().take(room));
+    }
+
+    /// Adds a sealed frame to the pending bytes, starting a new segment first when the frame
+    /// would push a non-empty active segment past the size limit.
+    fn push_frame(&mut self, bytes: &[u8], header: FrameHeader, segment_size: u64) {
+        let flen = bytes.len() as u64;
+        let has_frames = self.active_len > SEGMENT_HEADER_LEN as u64;
+        if has_frames && self.active_len + flen > segment_size {
+            self.active_id += 1;
+            let seg_header = SegmentHeader {
+                segment_id: self.active_id,
+                first_lsn: header.first_lsn,
+            };
+            let mut buf = self.spare.pop().unwrap_or_default();
+            buf.extend_from_slice(&seg_header.encode());
+            self.pending.push(PendingChunk {
+                segment_id: self.active_id,
+                creates_segment: Some(header.first_lsn),
+                offset: 0,
+                bytes: buf,
+                frames: Vec::new(),
+            });
+            self.pending_bytes += SEGMENT_HEADER_LEN;
+            self.active_len = SEGMENT_HEADER_LEN as u64;
+        }
+        let needs_chunk = self
+            .pending
+            .last()
+            .is_none_or(|c| c.segment_id != self.active_id);
+        if needs_chunk {
+            let buf = self.spare.pop().unwrap_or_default();
+            self.pending.push(PendingChunk {
+                segment_id: self.active_id,
+                creates_segment: None,
+                offset: self.active_len,
+                bytes: buf,
+                frames: Vec::new(),
+            });
+        }
+        let chunk = self.pending.last_mut().expect("pushed above");
+        chunk.bytes.extend_from_slice(bytes);
+        chunk.frames.push((self.active_len, header));
+        self.active_len += flen;
+        self.pending_bytes += bytes.len();
+        self.next_lsn = header.last_lsn() + 1;
+    }
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(WalError::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if let Some(f) = &*self.failure.lock() {
+            return Err(WalError::Poisoned(f.clone()));
+        }
+        Ok(())
+    }
+
+    fn poison(&self, err: &WalError) {
+        let mut f = self.failure.lock();
+        if f.is_none() {
+            tracing::error!(dir = %self.opts.dir.display(), error = %err, "WAL write failed; refusing further writes");
+            *f = Some(err.to_string());
+        }
+    }
+
+    /// Blocks until `lsn` is durable, leading a group fdatasync when nobody else is.
+    fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        while self.durable_lsn.load(Ordering::Acquire) < lsn {
+            let mut io = self.io.lock();
+            if self.durable_lsn.load(Ordering::Acquire) >= lsn {
+                break;
+            }
+            self.check_writable()?;
+            self.write_out(&mut io, true)?;
+        }
+        Ok(())
+    }
+
+    /// Ensures records up to `lsn` are in the files so a reader can find them.
+    fn make_readable(&self, lsn: Lsn) -> Result<()> {
+        if self.written_lsn.load(Ordering::Acquire) >= lsn {
+            return Ok(());
+        }
+        let mut io = self.io.lock();
+        if self.written_lsn.load(Ordering::Acquire) >= lsn {
+            return Ok(());
+        }
+        if let Some(f) = &*self.failure.lock() {
+            return Err(WalError::Poisoned(f.clone()));
+        }
+        self.write_out(&mut io, false)
+    }
+
+    /// Writes all pending bytes and, when `sync`, fdatasyncs them. Any failure poisons the WAL:
+    /// after a failed fsync the kernel may have dropped the dirty pages, so retrying could
+    /// report success for bytes that are gone.
+    fn write_out(&self, io: &mut IoState, sync: bool) -> Result<()> {
+        let (chunks, upto) = {
+            let mut st = self.state.lock();
+            st.pending_bytes = 0;
+            (std::mem::take(&mut st.pending), st.next_lsn - 1)
+        };
+        let result = self.write_chunks(io, chunks).and_then(|spare| {
+            if sync {
+                self.sync_files(io)?;
+            }
+            Ok(spare)
+        });
+        match result {
+            Ok(spare) => {
+                if !spare.is_empty() {
+                    self.state.lock().recycle(spare);
+                }
+                self.written_lsn.fetch_max(upto, Ordering::AcqRel);
+                if sync {
+                    self.durable_lsn.fetch_max(upto, Ordering::AcqRel);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes chunks in order; returns their emptied buffers for reuse. Takes no `state` lock
+    /// (callers may hold it).
+    fn write_chunks(&self, io: &mut IoState, chunks: Vec<PendingChunk>) -> Result<Vec<Vec<u8>>> {
+        let mut spare = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            if let Some(first_lsn) = chunk.creates_segment {
+                let path = io.dir.join(segment_file_name(chunk.segment_id));
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| WalError::io(&path, e))?;
+                let file = Arc::new(file);
+                io.active = Some((chunk.segment_id, file));
+                io.dir_unsynced = true;
+                self.segments
+                    .write()
+                    .push(SegmentMeta::new(chunk.segment_id, path, first_lsn));
+            }
+            let (active_id, file) = io.active.clone().expect("an active segment is open");
+            debug_assert_eq!(active_id, chunk.segment_id);
+            let path = || io.dir.join(segment_file_name(chunk.segment_id));
+            let injected = failpoints::before_write(&chunk.bytes, &file, chunk.offset)
+                .map_err(|e| WalError::io(path(), e))?;
+            if !injected {
+                file.write_all_at(&chunk.bytes, chunk.offset)
+                    .map_err(|e| WalError::io(path(), e))?;
+            }
+            if !io.unsynced.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                io.unsynced.push(file);
+            }
+            {
+                let mut segs = self.segments.write();
+                let seg = segs.last_mut().expect("segments are never empty");
+                debug_assert_eq!(seg.id, chunk.segment_id);
+                for (offset, h) in &chunk.frames {
+                    seg.add_frame(*offset, h);
+                }
+            }
+            let mut bytes = chunk.bytes;
+            bytes.clear();
+            spare.push(bytes);
+        }
+        Ok(spare)
+    }
+
+    fn sync_files(&self, io: &mut IoState) -> Result<()> {
+        for file in std::mem::take(&mut io.unsynced) {
+            failpoints::before_fsync().map_err(|e| WalError::io(&io.dir, e))?;
+            file.sync_data().map_err(|e| WalError::io(&io.dir, e))?;
+        }
+        self.sync_dir(io)
+    }
+
+    fn sync_dir(&self, io: &mut IoState) -> Result<()> {
+        if io.dir_unsynced {
+            File::open(&io.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| WalError::io(&io.dir, e))?;
+            io.dir_unsynced = false;
+        }
+        Ok(())
+    }
+
+    fn truncate_after(&self, lsn: Lsn) -> Result<()> {
+        let mut io = self.io.lock();
+        // Appenders wait on `state` for the whole truncation: their LSNs depend on it.
+        let mut st = self.state.lock();
+        let chunks = std::mem::take(&mut st.pending);
+        st.pending_bytes = 0;
+        match self.write_chunks(&mut io, chunks) {
+            Ok(spare) => st.recycle(spare),
+            Err(e) => {
+                self.poison(&e);
+                return Err(e);
+            }
+        }
+        let last = st.next_lsn - 1;
+        self.written_lsn.fetch_max(last, Ordering::AcqRel);
+        if lsn >= last {
+            return Ok(());
+        }
+        let result = self.truncate_files(&mut io, lsn);
+        match result {
+            Ok(active) => {
+                st.next_lsn = lsn + 1;
+                st.active_id = active.id;
+                st.active_len = active.len;
+                self.written_lsn.store(lsn, Ordering::Release);
+                self.durable_lsn.fetch_min(lsn, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => {
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// File work of `truncate_after`; returns the metadata of the new active segment.
+    fn truncate_files(&self, io: &mut IoState, lsn: Lsn) -> Result<SegmentMeta> {
+        let target = lsn + 1;
+        let mut segs = self.segments.write();
+        let first = segs.first().map_or(1, |s| s.first_lsn);
+        if target < first {
+            let last = segs.last().map_or(0, |s| s.next_lsn - 1);
+            return Err(WalError::LsnOutOfRange { lsn, first, last });
+        }
+        let keep = segs.partition_point(|s| s.first_lsn <= target).max(1);
+        for seg in segs.drain(keep..) {
+            std::fs::remove_file(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+            io.dir_unsynced = true;
+        }
+        io.unsynced.clear();
+        io.active = None;
+        let seg = segs.last().expect("kept one").clone();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&seg.path)
+            .map_err(|e| WalError::io(&seg.path, e))?;
+        if target < seg.next_lsn {
+            cut_segment(&file, &seg, target, &self.opts)?;
+        }
+        file.sync_data().map_err(|e| WalError::io(&seg.path, e))?;
+        self.sync_dir(io)?;
+        let rescanned = match scan_segment(&seg.path)? {
+            Some((meta, super::segment::ScanEnd::Clean)) => meta,
+            _ => {
+                return Err(WalError::corrupt(
+                    &seg.path,
+                    0,
+                    "segment does not verify after truncation",
+                ))
+            }
+        };
+        *segs.last_mut().expect("kept one") = rescanned.clone();
+        io.active = Some((seg.id, Arc::new(file)));
+        Ok(rescanned)
+    }
+
+    fn stop_interval_syncer(&self) {
+        let (stop, cv) = &self.interval_stop;
+        *stop.lock() = true;
+        cv.notify_all();
+    }
+}
+
+/// Cuts `seg` so that its last record is `target - 1`: drops the frame holding `target` and
+/// everything after it, re-appending that frame's records below `target` as a new frame.
+fn cut_segment(file: &File, seg: &SegmentMeta, target: Lsn, opts: &WalOptions) -> Result<()> {
+    let path = &seg.path;
+    let io = |e| WalError::io(path, e);
+    let mut offset = seg.seek_offset(target);
+    let mut reader =
+        std::io::BufReader::with_capacity(READ_BUFFER_BYTES, File::open(path).map_err(io)?);
+    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(offset)).map_err(io)?;
+    loop {
+        match read_frame(&mut reader, offset, seg.len).map_err(io)? {
+            FrameRead::Frame(h, body) if h.last_lsn() < target => {
+                offset += h.frame_len();
+                let _ = body;
+            }
+            FrameRead::Frame(h, body) => {
+                let mut keep = Vec::new();
+                if h.first_lsn < target {
+                    decode_frame(&h, body, &mut keep)
+                        .map_err(|r| WalError::corrupt(path, offset, r))?;
+                    keep.truncate((target - h.first_lsn) as usize);
+                }
+                file.set_len(offset).map_err(io)?;
+                if !keep.is_empty() {
+                    let recs: Vec<NewRecord> = keep.into_iter().map(Record::into_new).collect();
+                    let mut frame =
+                        encode_frame(&recs, &opts.compression, Vec::new()).map_err(io)?;
+                    frame.seal(h.first_lsn);
+                    file.write_all_at(&frame.bytes, offset).map_err(io)?;
+                }
+                return Ok(());
+            }
+            FrameRead::End => return Ok(()),
+            FrameRead::Damaged { reason, .. } => {
+                return Err(WalError::corrupt(path, offset, reason))
+            }
+        }
+    }
+}
+
+/// Scans frames in `[from, to)` of one segment for the first record with `hlc >= ts`.
+fn find_in_block(path: &Path, from: u64, to: u64, ts: HlcTimestamp) -> Result<Option<Lsn>> {
+    let io = |e| WalError::io(path, e);
+    let mut reader =
+        std::io::BufReader::with_capacity(READ_BUFFER_BYTES, File::open(path).map_err(io)?);
+    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(from)).map_err(io)?;
+    let mut offset = from;
+    let mut records = Vec::new();
+    while offset < to {
+        match read_frame(&mut reader, offset, to).map_err(io)? {
+            FrameRead::Frame(h, body) => {
+                if h.max_hlc >= ts.0 {
+                    records.clear();
+                    decode_frame(&h, body, &mut records)
+                        .map_err(|r| WalError::corrupt(path, offset, r))?;
+                    if let Some(r) = records.iter().find(|r| r.hlc >= ts) {
+                        return Ok(Some(r.lsn));
+                    }
+                }
+                offset += h.frame_len();
+            }
+            FrameRead::End => break,
+            FrameRead::Damaged { reason, .. } => {
+                return Err(WalError::corrupt(path, offset, reason))
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn spawn_interval_syncer(weak: Weak<Inner>, every: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("wal-interval-sync".into())
+        .spawn(move || loop {
+            let Some(inner) = weak.upgrade() else { return };
+            {
+                let (stop, cv) = &inner.interval_stop;
+                let mut stopped = stop.lock();
+                if !*stopped {
+                    cv.wait_for(&mut stopped, every);
+                }
+                if *stopped {
+                    return;
+                }
+            }
+            if inner.check_writable().is_err() {
+                return;
+            }
+            let mut io = inner.io.lock();
+            // Errors poison the WAL; appenders will see them.
+            let _ = inner.write_out(&mut io, true);
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the WAL interval-sync thread");
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.closed.load(Ordering::Acquire) || self.failure.get_mut().is_some() {
+            return;
+        }
+        // Last handle gone without close(): write what is pending (best effort, no panic).
+        let mut io = std::mem::take(self.io.get_mut());
+        let sync = self.opts.durability != Durability::None;
+        if let Err(e) = self.write_out(&mut io, sync) {
+            tracing::error!(error = %e, "WAL dropped without close(); pending records were not written");
+        }
+    }
+}
+
+/// Fault injection for tests, compiled only with the `failpoints` feature. Configure with
+/// `fail::cfg("wal::write", "return(enospc)")` and friends; see core/tests/failpoints.rs.
+mod failpoints {
+    use std::fs::File;
+
+    /// `wal::write`: `return(enospc)` fails the write with ENOSPC; `return(torn)` writes only
+    /// the first half and then fails with EIO; `return(bitflip)` silently flips one bit in what
+    /// is written (the damage a bad disk does), leaving detection to the checksums.
+    /// Returns `Ok(true)` when the failpoint already wrote the bytes.
+    #[allow(unused_variables)]
+    pub(super) fn before_write(bytes: &[u8], file: &File, offset: u64) -> std::io::Result<bool> {
+        #[cfg(feature = "failpoints")]
+        {
+            use std::os::unix::fs::FileExt;
+            if let Some(action) = fail::eval("wal::write", |arg| arg.unwrap_or_default()) {
+                match action.as_str() {
+                    "enospc" => return Err(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+                    "torn" => {
+                        file.write_all_at(&bytes[..bytes.len() / 2], offset)?;
+                        return Err(std::io::Error::from_raw_os_error(libc::EIO));
+                    }
+                    "bitflip" => {
+                        let mut copy = bytes.to_vec();
+                        let i = copy.len() / 2;
+                        copy[i] ^= 0x10;
+                        file.write_all_at(&copy, offset)?;
+                        return Ok(true);
+                    }
+                    other => {
+                        return Err(std::io::Error::other(format!(
+                            "failpoint wal::write: {other}"
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// `wal::fsync`: `return` makes fdatasync fail with EIO.
+    pub(super) fn before_fsync() -> std::io::Result<()> {
+        #[cfg(feature = "failpoints")]
+        if fail::eval("wal::fsync", |_| ()).is_some() {
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+}
