@@ -486,3 +486,15 @@ fn truncate_with_pending_unwritten_records() {
     assert_eq!(all.len(), 31);
     all.iter().zip(1..).for_each(|(r, i)| assert_rec(r, i));
 }
+
+#[test]
+fn dropping_the_last_handle_releases_the_directory_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path());
+    o.durability = Durability::Interval(std::time::Duration::from_secs(30));
+    let wal = Wal::open(o.clone()).unwrap();
+    wal.append(&rec(1)).unwrap();
+    drop(wal);
+    let wal = Wal::open(o).expect("reopen right after drop");
+    assert_eq!(wal.last_lsn(), 1, "drop writes what was pending");
+}

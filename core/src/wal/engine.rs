@@ -56,7 +56,9 @@ pub(crate) struct Inner {
     /// Set after a failed write or fsync; the WAL then refuses writes (see `WalError::Poisoned`).
     failure: Mutex<Option<String>>,
     closed: AtomicBool,
-    interval_stop: (Mutex<bool>, Condvar),
+    /// Tells the interval-sync thread to exit. Shared separately so the thread can wait on it
+    /// without keeping the WAL (and its directory lock) alive.
+    interval_stop: Arc<(Mutex<bool>, Condvar)>,
     _dir_lock: DirLock,
 }
 
@@ -142,12 +144,12 @@ impl Wal {
             durable_lsn: AtomicU64::new(next_lsn - 1),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
-            interval_stop: (Mutex::new(false), Condvar::new()),
+            interval_stop: Arc::new((Mutex::new(false), Condvar::new())),
             _dir_lock: recovered.lock,
             opts,
         });
         if let Durability::Interval(every) = inner.opts.durability {
-            spawn_interval_syncer(Arc::downgrade(&inner), every);
+            spawn_interval_syncer(Arc::downgrade(&inner), inner.interval_stop.clone(), every);
         }
         Ok(Wal { inner })
     }
@@ -631,7 +633,7 @@ impl Inner {
     }
 
     fn stop_interval_syncer(&self) {
-        let (stop, cv) = &self.interval_stop;
+        let (stop, cv) = &*self.interval_stop;
         *stop.lock() = true;
         cv.notify_all();
     }
@@ -707,14 +709,13 @@ fn find_in_block(path: &Path, from: u64, to: u64, ts: HlcTimestamp) -> Result<Op
     Ok(None)
 }
 
-fn spawn_interval_syncer(weak: Weak<Inner>, every: Duration) {
+fn spawn_interval_syncer(weak: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, every: Duration) {
     let spawned = std::thread::Builder::new()
         .name("wal-interval-sync".into())
         .spawn(move || loop {
-            let Some(inner) = weak.upgrade() else { return };
             {
-                let (stop, cv) = &inner.interval_stop;
-                let mut stopped = stop.lock();
+                let (stopped, cv) = &*stop;
+                let mut stopped = stopped.lock();
                 if !*stopped {
                     cv.wait_for(&mut stopped, every);
                 }
@@ -722,6 +723,7 @@ fn spawn_interval_syncer(weak: Weak<Inner>, every: Duration) {
                     return;
                 }
             }
+            let Some(inner) = weak.upgrade() else { return };
             if inner.check_writable().is_err() {
                 return;
             }
@@ -736,6 +738,7 @@ fn spawn_interval_syncer(weak: Weak<Inner>, every: Duration) {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.stop_interval_syncer();
         if self.closed.load(Ordering::Acquire) || self.failure.get_mut().is_some() {
             return;
         }
