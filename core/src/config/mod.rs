@@ -33,14 +33,15 @@ use crate::wal::{Compression, Durability, RecoveryMode, WalOptions};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReplicationMode {
-    /// Wait for `min_sync_replicas` replicas to persist the write: no acknowledged write is lost
-    /// when the leader fails, at the cost of a network round trip per commit.
+    /// Acknowledge once every voter has durably appended the write: no acknowledged write is
+    /// lost while any voter survives, at the cost of waiting for the slowest one.
     Sync,
-    /// Wait for `min_sync_replicas` replicas to receive (not necessarily persist) the write, or
-    /// for `replication_timeout_ms`, whichever comes first.
+    /// Acknowledge once `min_sync_replicas` followers have durably appended the write (or fail
+    /// with a timeout after `replication_timeout_ms`): survives the leader's loss as long as one
+    /// of those followers survives.
     SemiSync,
-    /// Acknowledge after the local commit; replicas catch up in the background. Lowest latency,
-    /// but a leader crash can lose the most recent writes.
+    /// Acknowledge after the leader's local durable append; followers catch up in the
+    /// background. Lowest latency, but writes acknowledged just before a failover can be lost.
     #[default]
     Async,
 }

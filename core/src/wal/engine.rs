@@ -56,6 +56,9 @@ pub(crate) struct Inner {
     /// Set after a failed write or fsync; the WAL then refuses writes (see `WalError::Poisoned`).
     failure: Mutex<Option<String>>,
     closed: AtomicBool,
+    /// Group commit: whether an appender is leading a durable write-out, and the condition
+    /// variable its followers sleep on (see `wait_durable`).
+    group_commit: (Mutex<bool>, Condvar),
     /// Tells the interval-sync thread to exit. Shared separately so the thread can wait on it
     /// without keeping the WAL (and its directory lock) alive.
     interval_stop: Arc<(Mutex<bool>, Condvar)>,
@@ -144,6 +147,7 @@ impl Wal {
             durable_lsn: AtomicU64::new(next_lsn - 1),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
+            group_commit: (Mutex::new(false), Condvar::new()),
             interval_stop: Arc::new((Mutex::new(false), Condvar::new())),
             _dir_lock: recovered.lock,
             opts,
@@ -430,16 +434,36 @@ impl Inner {
     }
 
     /// Blocks until `lsn` is durable, leading a group fdatasync when nobody else is.
+    ///
+    /// One appender at a time is the leader: it writes and syncs everything pending. The others
+    /// sleep on a condition variable and are all woken when the leader finishes; those now
+    /// durable return, and one of the rest leads the next group. (Queueing on the `io` mutex
+    /// instead would wake waiters one by one, each only to find its record already durable.)
     fn wait_durable(&self, lsn: Lsn) -> Result<()> {
-        while self.durable_lsn.load(Ordering::Acquire) < lsn {
-            let mut io = self.io.lock();
-            if self.durable_lsn.load(Ordering::Acquire) >= lsn {
-                break;
+        let (leading, done) = &self.group_commit;
+        loop {
+            {
+                let mut leader_active = leading.lock();
+                loop {
+                    if self.durable_lsn.load(Ordering::Acquire) >= lsn {
+                        return Ok(());
+                    }
+                    self.check_writable()?;
+                    if !*leader_active {
+                        *leader_active = true;
+                        break;
+                    }
+                    done.wait(&mut leader_active);
+                }
             }
-            self.check_writable()?;
-            self.write_out(&mut io, true)?;
+            let result = {
+                let mut io = self.io.lock();
+                self.write_out(&mut io, true)
+            };
+            *leading.lock() = false;
+            done.notify_all();
+            result?;
         }
-        Ok(())
     }
 
     /// Ensures records up to `lsn` are in the files so a reader can find them.
@@ -481,6 +505,11 @@ impl Inner {
                 if sync {
                     self.durable_lsn.fetch_max(upto, Ordering::AcqRel);
                 }
+                debug_assert!(
+                    self.durable_lsn.load(Ordering::Acquire)
+                        <= self.written_lsn.load(Ordering::Acquire),
+                    "durable <= written"
+                );
                 Ok(())
             }
             Err(e) => {
