@@ -498,3 +498,19 @@ fn dropping_the_last_handle_releases_the_directory_at_once() {
     let wal = Wal::open(o).expect("reopen right after drop");
     assert_eq!(wal.last_lsn(), 1, "drop writes what was pending");
 }
+
+#[test]
+fn close_ends_iterators_and_frees_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(opts(dir.path())).unwrap();
+    for i in 1..=10 {
+        wal.append(&rec(i)).unwrap();
+    }
+    let mut it = wal.read_from(1).unwrap();
+    assert_rec(&it.next().unwrap().unwrap(), 1);
+    wal.close().unwrap();
+    let reopened = Wal::open(opts(dir.path())).expect("close releases the lock");
+    assert!(matches!(it.next(), Some(Err(WalError::Closed))));
+    assert!(it.next().is_none());
+    assert_eq!(reopened.last_lsn(), 10);
+}

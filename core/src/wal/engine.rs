@@ -62,7 +62,9 @@ pub(crate) struct Inner {
     /// Tells the interval-sync thread to exit. Shared separately so the thread can wait on it
     /// without keeping the WAL (and its directory lock) alive.
     interval_stop: Arc<(Mutex<bool>, Condvar)>,
-    _dir_lock: DirLock,
+    /// Released by `close()` so the directory can be reopened even while iterators (which
+    /// keep `Inner` alive) linger.
+    dir_lock: Mutex<Option<DirLock>>,
 }
 
 struct AppendState {
@@ -149,7 +151,7 @@ impl Wal {
             closed: AtomicBool::new(false),
             group_commit: (Mutex::new(false), Condvar::new()),
             interval_stop: Arc::new((Mutex::new(false), Condvar::new())),
-            _dir_lock: recovered.lock,
+            dir_lock: Mutex::new(Some(recovered.lock)),
             opts,
         });
         if let Durability::Interval(every) = inner.opts.durability {
@@ -345,10 +347,13 @@ impl Wal {
         }
         inner.stop_interval_syncer();
         if inner.failure.lock().is_some() {
+            inner.dir_lock.lock().take();
             return Ok(());
         }
         let mut io = inner.io.lock();
-        inner.write_out(&mut io, inner.opts.durability != Durability::None)
+        let result = inner.write_out(&mut io, inner.opts.durability != Durability::None);
+        inner.dir_lock.lock().take();
+        result
     }
 
     pub fn is_closed(&self) -> bool {
@@ -410,7 +415,7 @@ impl AppendState {
 }
 
 impl Inner {
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(WalError::Closed);
         }

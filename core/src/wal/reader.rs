@@ -84,6 +84,8 @@ impl WalIter {
     }
 
     fn fill(&mut self) -> Result<()> {
+        // A closed WAL has released its directory lock: another process may own the files now.
+        self.inner.check_open()?;
         while self.buffered.is_empty() {
             if self.open.is_none() {
                 self.open_segment()?;
