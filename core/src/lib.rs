@@ -17,3 +17,8 @@ pub use wal::{Durability, NewRecord, Operation, Record, RecoveryMode, Wal, WalEr
 pub type Lsn = u64;
 /// Identifier of a node in the cluster.
 pub type NodeId = u64;
+
+/// Runs the Rust code blocks of README.md as doctests, so the tour cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
