@@ -74,11 +74,10 @@ fn acknowledged_records_survive_sigkill() {
         opts.segment_size_bytes = 256 * 1024;
         let wal = Wal::open(opts)
             .unwrap_or_else(|e| panic!("seed {seed} round {round}: reopen failed: {e}"));
-        let mut expected_lsn = wal.first_lsn();
-        for r in wal.read_from(wal.first_lsn()).unwrap() {
+        let first = wal.first_lsn();
+        for (expected_lsn, r) in (first..).zip(wal.read_from(first).unwrap()) {
             let r = r.unwrap_or_else(|e| panic!("seed {seed} round {round}: read failed: {e}"));
             assert_eq!(r.lsn, expected_lsn, "seed {seed}: LSNs must be dense");
-            expected_lsn += 1;
             assert_eq!(
                 r.payload.as_ref(),
                 payload_for(&r.doc_id).as_slice(),

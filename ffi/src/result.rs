@@ -1,0 +1,264 @@
+//! `repl_result`: the stable error codes of the C ABI, their messages, and the mapping from the
+//! core's error types.
+
+use replication_core::clock::ClockError;
+use replication_core::WalError;
+
+/// Result code returned by every fallible `repl_*` function.
+///
+/// Codes are stable and numbered in blocks per subsystem: 0 is success, 1xx general argument
+/// and handle errors, 2xx WAL, 3xx configuration, 4xx clocks. A code, once published, keeps
+/// its meaning forever; retired codes are never reused. New codes may be added, so treat an
+/// unknown code as a generic failure (`repl_error_message` still describes it).
+///
+/// `repl_error_message` gives a fixed text for a code; `repl_last_error_detail` gives the full
+/// text of the most recent failure on the calling thread (file names, offsets, LSNs).
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[must_use]
+pub enum repl_result {
+    /// Success.
+    REPL_OK = 0,
+
+    /// A required pointer argument was NULL (or a (pointer, length) pair had a NULL pointer
+    /// with a non-zero length).
+    REPL_ERR_NULL_ARGUMENT = 100,
+    /// A string argument was not valid UTF-8.
+    REPL_ERR_INVALID_UTF8 = 101,
+    /// An argument had a value the function does not accept (misaligned pointer, length above
+    /// `PTRDIFF_MAX`, ...). The detail text names the argument.
+    REPL_ERR_INVALID_ARGUMENT = 102,
+    /// The caller's output buffer is too small; the function's documentation says how to learn
+    /// the size needed.
+    REPL_ERR_BUFFER_TOO_SMALL = 103,
+    /// The library hit an internal bug (a Rust panic) and stopped it at the API boundary. The
+    /// handle involved may be in an inconsistent state: close and free it.
+    REPL_ERR_PANIC = 104,
+    /// The handle was closed (e.g. `repl_wal_close`); only its free function may still be
+    /// called.
+    REPL_ERR_HANDLE_CLOSED = 105,
+
+    /// An operating-system I/O call failed (EIO, EACCES, ...). The detail names the file.
+    REPL_ERR_WAL_IO = 200,
+    /// WAL bytes on disk fail their checksum or structure. The detail names the file and byte
+    /// offset.
+    REPL_ERR_WAL_CORRUPT = 201,
+    /// A record passed to an append cannot be stored (too large, empty batch, operation 0).
+    REPL_ERR_WAL_INVALID_RECORD = 202,
+    /// An LSN argument is outside the range the WAL holds.
+    REPL_ERR_WAL_LSN_OUT_OF_RANGE = 203,
+    /// An earlier write or fsync failed, so the WAL refuses writes; close, free and reopen it.
+    REPL_ERR_WAL_POISONED = 204,
+    /// The `repl_wal_options` are unusable (segment too small, unknown durability, ...).
+    REPL_ERR_WAL_INVALID_OPTIONS = 205,
+    /// The file system is full (ENOSPC). Like other write failures, this poisons the WAL.
+    REPL_ERR_WAL_NO_SPACE = 206,
+    /// The WAL directory is already open, by this process or another.
+    REPL_ERR_WAL_DIR_LOCKED = 207,
+
+    /// A configuration file could not be read. (Reserved for the configuration API.)
+    REPL_ERR_CONFIG_IO = 300,
+    /// A configuration file is not valid TOML. (Reserved for the configuration API.)
+    REPL_ERR_CONFIG_PARSE = 301,
+    /// A configuration has missing, unknown or inconsistent values. (Reserved for the
+    /// configuration API.)
+    REPL_ERR_CONFIG_INVALID = 302,
+
+    /// A remote HLC timestamp is further ahead of the local clock than the max drift allows;
+    /// the local clock was not advanced.
+    REPL_ERR_CLOCK_DRIFT_EXCEEDED = 400,
+}
+
+use repl_result::*;
+
+impl repl_result {
+    /// Every code, in numeric order.
+    pub const ALL: &'static [repl_result] = &[
+        REPL_OK,
+        REPL_ERR_NULL_ARGUMENT,
+        REPL_ERR_INVALID_UTF8,
+        REPL_ERR_INVALID_ARGUMENT,
+        REPL_ERR_BUFFER_TOO_SMALL,
+        REPL_ERR_PANIC,
+        REPL_ERR_HANDLE_CLOSED,
+        REPL_ERR_WAL_IO,
+        REPL_ERR_WAL_CORRUPT,
+        REPL_ERR_WAL_INVALID_RECORD,
+        REPL_ERR_WAL_LSN_OUT_OF_RANGE,
+        REPL_ERR_WAL_POISONED,
+        REPL_ERR_WAL_INVALID_OPTIONS,
+        REPL_ERR_WAL_NO_SPACE,
+        REPL_ERR_WAL_DIR_LOCKED,
+        REPL_ERR_CONFIG_IO,
+        REPL_ERR_CONFIG_PARSE,
+        REPL_ERR_CONFIG_INVALID,
+        REPL_ERR_CLOCK_DRIFT_EXCEEDED,
+    ];
+
+    /// The code with numeric value `code`, if there is one. C may hand us any integer, so this
+    /// is the only way a `u32` from C becomes a `repl_result`.
+    pub fn from_code(code: u32) -> Option<repl_result> {
+        Self::ALL.iter().copied().find(|r| *r as u32 == code)
+    }
+
+    /// Fixed, one-line description of the code. Stable enough to show users; not meant to be
+    /// parsed.
+    pub fn message(self) -> &'static str {
+        match self {
+            REPL_OK => "success",
+            REPL_ERR_NULL_ARGUMENT => "a required pointer argument was NULL",
+            REPL_ERR_INVALID_UTF8 => "a string argument is not valid UTF-8",
+            REPL_ERR_INVALID_ARGUMENT => "an argument has a value the function does not accept",
+            REPL_ERR_BUFFER_TOO_SMALL => "the output buffer is too small",
+            REPL_ERR_PANIC => {
+                "internal error in the replication library (a bug; please report it); \
+                 close and free the handle involved"
+            }
+            REPL_ERR_HANDLE_CLOSED => "the handle was closed; only its free function may be called",
+            REPL_ERR_WAL_IO => "WAL I/O error",
+            REPL_ERR_WAL_CORRUPT => "WAL corruption detected",
+            REPL_ERR_WAL_INVALID_RECORD => "invalid WAL record",
+            REPL_ERR_WAL_LSN_OUT_OF_RANGE => "LSN is not in the WAL",
+            REPL_ERR_WAL_POISONED => {
+                "the WAL refuses writes after an earlier I/O failure; close, free and reopen it"
+            }
+            REPL_ERR_WAL_INVALID_OPTIONS => "invalid WAL options",
+            REPL_ERR_WAL_NO_SPACE => "no space left on the device holding the WAL",
+            REPL_ERR_WAL_DIR_LOCKED => {
+                "the WAL directory is already open (by this or another process)"
+            }
+            REPL_ERR_CONFIG_IO => "cannot read the replication configuration",
+            REPL_ERR_CONFIG_PARSE => "the replication configuration is not valid TOML",
+            REPL_ERR_CONFIG_INVALID => "the replication configuration has invalid values",
+            REPL_ERR_CLOCK_DRIFT_EXCEEDED => {
+                "remote HLC timestamp exceeds the allowed clock drift; the clock was not advanced"
+            }
+        }
+    }
+}
+
+/// A failed call: its code and the full text for `repl_last_error_detail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub code: repl_result,
+    pub detail: String,
+    /// Leave the thread's last-error detail alone: set by the functions that *read* the
+    /// detail, so that asking for it with a too-small buffer does not replace it.
+    pub quiet: bool,
+}
+
+impl Failure {
+    pub fn new(code: repl_result, detail: impl Into<String>) -> Self {
+        Failure {
+            code,
+            detail: detail.into(),
+            quiet: false,
+        }
+    }
+
+    pub fn quiet(self) -> Self {
+        Failure {
+            quiet: true,
+            ..self
+        }
+    }
+}
+
+pub(crate) type FfiResult<T> = Result<T, Failure>;
+
+impl From<WalError> for Failure {
+    fn from(e: WalError) -> Self {
+        let code = match &e {
+            WalError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::StorageFull => REPL_ERR_WAL_NO_SPACE,
+                // The only non-blocking call the WAL makes is the directory lock's flock.
+                std::io::ErrorKind::WouldBlock => REPL_ERR_WAL_DIR_LOCKED,
+                _ => REPL_ERR_WAL_IO,
+            },
+            WalError::Corrupt { .. } => REPL_ERR_WAL_CORRUPT,
+            WalError::InvalidRecord(_) => REPL_ERR_WAL_INVALID_RECORD,
+            WalError::LsnOutOfRange { .. } => REPL_ERR_WAL_LSN_OUT_OF_RANGE,
+            WalError::Poisoned(_) => REPL_ERR_WAL_POISONED,
+            WalError::Closed => REPL_ERR_HANDLE_CLOSED,
+            WalError::InvalidOptions(_) => REPL_ERR_WAL_INVALID_OPTIONS,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<ClockError> for Failure {
+    fn from(e: ClockError) -> Self {
+        let code = match &e {
+            ClockError::DriftExceeded { .. } => REPL_ERR_CLOCK_DRIFT_EXCEEDED,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_sorted_and_round_trip() {
+        let codes: Vec<u32> = repl_result::ALL.iter().map(|r| *r as u32).collect();
+        assert!(
+            codes.windows(2).all(|w| w[0] < w[1]),
+            "ALL must be sorted and unique: {codes:?}"
+        );
+        for &r in repl_result::ALL {
+            assert_eq!(repl_result::from_code(r as u32), Some(r));
+            assert!(!r.message().is_empty());
+        }
+        assert_eq!(repl_result::from_code(1), None);
+        assert_eq!(repl_result::from_code(u32::MAX), None);
+    }
+
+    #[test]
+    fn codes_sit_in_their_subsystem_block() {
+        for &r in repl_result::ALL {
+            let name = format!("{r:?}");
+            let block = r as u32 / 100;
+            let expected = if name.starts_with("REPL_ERR_WAL_") {
+                2
+            } else if name.starts_with("REPL_ERR_CONFIG_") {
+                3
+            } else if name.starts_with("REPL_ERR_CLOCK_") {
+                4
+            } else if r == REPL_OK {
+                0
+            } else {
+                1
+            };
+            assert_eq!(
+                block, expected,
+                "{name} = {} is in the wrong block",
+                r as u32
+            );
+        }
+    }
+
+    #[test]
+    fn io_errors_map_by_kind() {
+        let io = |kind| WalError::Io {
+            path: "/x/LOCK".into(),
+            source: std::io::Error::new(kind, "boom"),
+        };
+        assert_eq!(
+            Failure::from(io(std::io::ErrorKind::StorageFull)).code,
+            REPL_ERR_WAL_NO_SPACE
+        );
+        assert_eq!(
+            Failure::from(io(std::io::ErrorKind::WouldBlock)).code,
+            REPL_ERR_WAL_DIR_LOCKED
+        );
+        let f = Failure::from(io(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(f.code, REPL_ERR_WAL_IO);
+        assert!(
+            f.detail.contains("/x/LOCK") && f.detail.contains("boom"),
+            "{}",
+            f.detail
+        );
+    }
+}
