@@ -172,10 +172,9 @@ impl From<WalError> for Failure {
         let code = match &e {
             WalError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::StorageFull => REPL_ERR_WAL_NO_SPACE,
-                // The only non-blocking call the WAL makes is the directory lock's flock.
-                std::io::ErrorKind::WouldBlock => REPL_ERR_WAL_DIR_LOCKED,
                 _ => REPL_ERR_WAL_IO,
             },
+            WalError::Locked { .. } => REPL_ERR_WAL_DIR_LOCKED,
             WalError::Corrupt { .. } => REPL_ERR_WAL_CORRUPT,
             WalError::InvalidRecord(_) => REPL_ERR_WAL_INVALID_RECORD,
             WalError::LsnOutOfRange { .. } => REPL_ERR_WAL_LSN_OUT_OF_RANGE,
@@ -250,7 +249,7 @@ mod tests {
             REPL_ERR_WAL_NO_SPACE
         );
         assert_eq!(
-            Failure::from(io(std::io::ErrorKind::WouldBlock)).code,
+            Failure::from(WalError::Locked { dir: "/x".into() }).code,
             REPL_ERR_WAL_DIR_LOCKED
         );
         let f = Failure::from(io(std::io::ErrorKind::PermissionDenied));

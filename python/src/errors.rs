@@ -240,6 +240,7 @@ impl IntoPyErr for WalError {
                 })
             }
             WalError::Poisoned(_) => new_err(py, Exc::Wal, msg),
+            WalError::Locked { .. } => new_err(py, Exc::Wal, msg),
             WalError::Closed => new_err(py, Exc::WalClosed, msg),
             WalError::InvalidOptions(reason) => {
                 with_attrs(py, new_err(py, Exc::Config, msg), |e| {

@@ -39,6 +39,10 @@ pub enum WalError {
     )]
     Poisoned(String),
 
+    /// Another handle (in this or another process) has the WAL directory open.
+    #[error("the WAL directory {dir} is already open (by this or another process); close the other handle first")]
+    Locked { dir: PathBuf },
+
     /// The handle was closed.
     #[error("the WAL is closed")]
     Closed,

@@ -28,15 +28,12 @@ impl DirLock {
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
-            return Err(WalError::io(
-                &path,
-                std::io::Error::new(
-                    err.kind(),
-                    format!(
-                        "the WAL directory is already open (by this or another process): {err}"
-                    ),
-                ),
-            ));
+            if err.kind() == std::io::ErrorKind::WouldBlock {
+                return Err(WalError::Locked {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            return Err(WalError::io(&path, err));
         }
         Ok(DirLock { _file: file })
     }
