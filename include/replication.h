@@ -10,16 +10,21 @@
  *   stable, grouped by subsystem (1xx general, 2xx WAL, 3xx configuration, 4xx clock) and never
  *   reused. repl_error_message() describes a code; repl_last_error_detail() returns the full
  *   text of the calling thread's most recent failure (file, offset, LSNs, OS error).
- * - Output parameters come last. On failure nothing is written to them (the only exception,
- *   REPL_ERR_BUFFER_TOO_SMALL from the two text functions, still reports the length needed).
+ * - Output parameters come last. On failure nothing is written to them (the only exception:
+ *   REPL_ERR_BUFFER_TOO_SMALL from a text copy still reports the length needed, see below).
  * - A const handle argument means the call does not modify the object.
  * - Every pointer argument is checked: NULL gives REPL_ERR_NULL_ARGUMENT. A (pointer, length)
  *   pair may have a NULL pointer only when the length is 0.
  * - Strings passed in are (const uint8_t *ptr, size_t len), UTF-8, not NUL-terminated; invalid
- *   UTF-8 gives REPL_ERR_INVALID_UTF8. Strings passed out are copied into caller buffers, or
- *   point into memory owned by a handle for a documented time.
+ *   UTF-8 gives REPL_ERR_INVALID_UTF8. Strings passed out point into memory owned by a handle
+ *   for a documented time, or are copied into a caller buffer (char *buf, size_t len,
+ *   size_t *out_len): the text plus a NUL if it fits, else REPL_ERR_BUFFER_TOO_SMALL with buf
+ *   untouched; either way *out_len receives the text's length without the NUL. Pass NULL, 0 to
+ *   ask for the length only.
  * - A Rust panic never crosses into C: it becomes REPL_ERR_PANIC.
  * - Calls block until done; each function documents which threads may call it concurrently.
+ * - Callbacks, when the API gains them, are void (*)(void *userdata, ...) with userdata first,
+ *   and document the thread they run on and whether they may call back into the library.
  */
 
 #ifndef REPLICATION_H
@@ -114,16 +119,17 @@ enum repl_result
      */
     REPL_ERR_WAL_DIR_LOCKED = 207,
     /**
-     * A configuration file could not be read. (Reserved for the configuration API.)
+     * A configuration file could not be read (missing, unreadable, not UTF-8). The detail
+     * names the file and the OS error.
      */
     REPL_ERR_CONFIG_IO = 300,
     /**
-     * A configuration file is not valid TOML. (Reserved for the configuration API.)
+     * A configuration is not valid TOML. The detail gives the line and column.
      */
     REPL_ERR_CONFIG_PARSE = 301,
     /**
-     * A configuration has missing, unknown or inconsistent values. (Reserved for the
-     * configuration API.)
+     * A configuration has missing, unknown, mistyped or inconsistent values. The detail lists
+     * every problem, one per line, each with its key and (when known) its line.
      */
     REPL_ERR_CONFIG_INVALID = 302,
     /**
@@ -131,6 +137,10 @@ enum repl_result
      * the local clock was not advanced.
      */
     REPL_ERR_CLOCK_DRIFT_EXCEEDED = 400,
+    /**
+     * A vector clock was given two counters for the same node id.
+     */
+    REPL_ERR_CLOCK_DUPLICATE_NODE = 401,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -220,6 +230,79 @@ typedef uint8_t repl_operation;
 #endif // __cplusplus
 
 /**
+ * Values of `repl_config_mode`: when a write counts as committed.
+ */
+enum repl_replication_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Every voter has durably appended the write.
+     */
+    REPL_MODE_SYNC = 0,
+    /**
+     * `min_sync_replicas` followers have durably appended the write (or the replication
+     * timeout passed).
+     */
+    REPL_MODE_SEMI_SYNC = 1,
+    /**
+     * The leader has durably appended the write; followers catch up in the background.
+     */
+    REPL_MODE_ASYNC = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum repl_replication_mode repl_replication_mode;
+#else
+typedef uint32_t repl_replication_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Values of `repl_vclock_compare`: how the first clock relates causally to the second.
+ */
+enum repl_vclock_ordering
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * The first happened before the second: every counter is <=, at least one <.
+     */
+    REPL_VCLOCK_BEFORE = 0,
+    /**
+     * The first happened after the second (the mirror of BEFORE).
+     */
+    REPL_VCLOCK_AFTER = 1,
+    /**
+     * Same history: every counter is equal.
+     */
+    REPL_VCLOCK_EQUAL = 2,
+    /**
+     * Neither saw all of the other's events: concurrent updates, i.e. a conflict.
+     */
+    REPL_VCLOCK_CONCURRENT = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum repl_vclock_ordering repl_vclock_ordering;
+#else
+typedef uint32_t repl_vclock_ordering;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * A replication configuration, loaded from TOML and validated: every value it holds is usable.
+ * Create with `repl_config_from_toml` or `repl_config_from_file`, release with
+ * `repl_config_free`. It cannot be changed after loading.
+ *
+ * Thread safety: immutable, so every function except `repl_config_free` may be called on the
+ * same config from any number of threads at once.
+ */
+typedef struct repl_config repl_config;
+
+/**
  * A hybrid logical clock reading the system wall clock. Timestamps are `uint64_t`: the upper 48
  * bits are milliseconds since the Unix epoch, the lower 16 a logical counter, so integer order
  * is timestamp order.
@@ -228,6 +311,18 @@ typedef uint8_t repl_operation;
  * threads at once; readings are strictly increasing across all of them.
  */
 typedef struct repl_hlc repl_hlc;
+
+/**
+ * A vector clock: one event counter per node id; a node without an entry has counter 0.
+ * Create with `repl_vclock_new`, `repl_vclock_from_entries` or `repl_vclock_clone`; release
+ * with `repl_vclock_free`.
+ *
+ * Thread safety: a plain value with no lock inside. Calls taking a `const repl_vclock *` may
+ * run concurrently with each other; a call that changes a clock (`repl_vclock_increment`,
+ * `repl_vclock_merge` into it, `repl_vclock_free`) must not run concurrently with any other
+ * call on that clock.
+ */
+typedef struct repl_vclock repl_vclock;
 
 /**
  * An open write-ahead log. Create with `repl_wal_open`, release with `repl_wal_free`.
@@ -397,6 +492,305 @@ repl_result repl_error_message(uint32_t code, char *buf, size_t len, size_t *out
 repl_result repl_last_error_detail(char *buf, size_t len, size_t *out_len);
 
 /**
+ * Parses and validates the TOML document `toml` (`toml_len` bytes of UTF-8) and stores a new
+ * config in `*out`. The caller owns it and must release it with `repl_config_free`.
+ *
+ * Keys and defaults are ThemisDB's (`node_id` is required). Fails with
+ * `REPL_ERR_CONFIG_PARSE` for a TOML syntax error (the detail gives line and column) and
+ * `REPL_ERR_CONFIG_INVALID` for unknown keys, wrong types, missing or inconsistent values: the
+ * detail then lists every problem found, one per line, not just the first.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `toml` must be NULL or readable for `toml_len` bytes; `out` NULL or valid for writing a
+ * pointer.
+ */
+repl_result repl_config_from_toml(const uint8_t *toml, size_t toml_len, struct repl_config **out);
+
+/**
+ * Reads the TOML file at `path` (`path_len` bytes of UTF-8; relative paths are relative to the
+ * working directory), then does what `repl_config_from_toml` does. A file that cannot be read
+ * or is not UTF-8 gives `REPL_ERR_CONFIG_IO`, with the path and OS error in the detail.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `path` must be NULL or readable for `path_len` bytes; `out` NULL or valid for writing a
+ * pointer.
+ */
+repl_result repl_config_from_file(const uint8_t *path, size_t path_len, struct repl_config **out);
+
+/**
+ * Releases a config from `repl_config_from_toml` or `repl_config_from_file`. NULL is accepted
+ * and ignored. WALs opened from it are independent of it and stay open.
+ *
+ * Thread safety: must be the last call on the config.
+ *
+ * # Safety
+ * `cfg` must be NULL or a config that has not been freed.
+ */
+void repl_config_free(struct repl_config *cfg);
+
+/**
+ * Stores `node_id`: this node's cluster-unique id, never 0.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_node_id(const struct repl_config *cfg, uint64_t *out);
+
+/**
+ * Copies `listen_address` (`host:port` the replication server binds) into `buf`, with the size
+ * protocol of `repl_error_message`.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `buf` NULL or writable for `len` bytes; `out_len` NULL
+ * or writable.
+ */
+repl_result repl_config_listen_address(const struct repl_config *cfg,
+                                       char *buf,
+                                       size_t len,
+                                       size_t *out_len);
+
+/**
+ * Stores `mode` as a `repl_replication_mode` value.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_mode(const struct repl_config *cfg, uint32_t *out);
+
+/**
+ * Stores `min_sync_replicas`: replicas that must confirm a write in SYNC and SEMI_SYNC mode.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_min_sync_replicas(const struct repl_config *cfg, uint32_t *out);
+
+/**
+ * Stores `heartbeat_interval_ms`.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_heartbeat_interval_ms(const struct repl_config *cfg, uint64_t *out);
+
+/**
+ * Stores `election_timeout_min_ms`, the lower bound of the randomised election timeout.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_election_timeout_min_ms(const struct repl_config *cfg, uint64_t *out);
+
+/**
+ * Stores `election_timeout_max_ms`, the (exclusive) upper bound of the randomised election
+ * timeout and the leader lease.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_election_timeout_max_ms(const struct repl_config *cfg, uint64_t *out);
+
+/**
+ * Stores `replication_timeout_ms`: how long the leader waits for replica confirmations.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_replication_timeout_ms(const struct repl_config *cfg, uint64_t *out);
+
+/**
+ * Stores `batch_size`: most records shipped to a follower in one message.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_batch_size(const struct repl_config *cfg, uint64_t *out);
+
+/**
+ * Stores `batch_timeout_ms`: longest a partial batch waits before it is shipped.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_batch_timeout_ms(const struct repl_config *cfg, uint64_t *out);
+
+/**
+ * Copies `wal_directory`, as written in the configuration (a relative path is relative to the
+ * working directory of the process that opens the WAL), into `buf`, with the size protocol of
+ * `repl_error_message`.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `buf` NULL or writable for `len` bytes; `out_len` NULL
+ * or writable.
+ */
+repl_result repl_config_wal_directory(const struct repl_config *cfg,
+                                      char *buf,
+                                      size_t len,
+                                      size_t *out_len);
+
+/**
+ * Stores `wal_segment_size_bytes`.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_wal_segment_size_bytes(const struct repl_config *cfg, uint64_t *out);
+
+/**
+ * Stores `wal_sync_on_commit`: whether every commit is fsynced before it is acknowledged.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_wal_sync_on_commit(const struct repl_config *cfg, bool *out);
+
+/**
+ * Stores `wal_sync_interval_ms`: the fsync period used when `wal_sync_on_commit` is false
+ * (0: never fsync explicitly).
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_wal_sync_interval_ms(const struct repl_config *cfg, uint64_t *out);
+
+/**
+ * Stores `enable_wal_compression`.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_enable_wal_compression(const struct repl_config *cfg, bool *out);
+
+/**
+ * Stores `compression_level` (zstd, 1..=22).
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_compression_level(const struct repl_config *cfg, int32_t *out);
+
+/**
+ * Stores the number of `[[peers]]` entries (0 for a single node).
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_peer_count(const struct repl_config *cfg, size_t *out);
+
+/**
+ * Stores the `node_id` of peer `i` (0-based, in document order). `i` at or beyond
+ * `repl_config_peer_count` gives `REPL_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_peer_id(const struct repl_config *cfg, size_t i, uint64_t *out);
+
+/**
+ * Copies the `address` (`host:port`) of peer `i` into `buf`, with the size protocol of
+ * `repl_error_message`. `i` at or beyond `repl_config_peer_count` gives
+ * `REPL_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `buf` NULL or writable for `len` bytes; `out_len` NULL
+ * or writable.
+ */
+repl_result repl_config_peer_address(const struct repl_config *cfg,
+                                     size_t i,
+                                     char *buf,
+                                     size_t len,
+                                     size_t *out_len);
+
+/**
+ * Stores how many warnings the config has: settings that are legal but risky (plaintext
+ * transport, a mode its peers cannot deliver, a failover budget above 10 s, ...), worth
+ * logging at startup. Read them with `repl_config_warning`.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_warnings_count(const struct repl_config *cfg, size_t *out);
+
+/**
+ * Copies warning `i` (0-based) into `buf`, with the size protocol of `repl_error_message`.
+ * `i` at or beyond `repl_config_warnings_count` gives `REPL_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `buf` NULL or writable for `len` bytes; `out_len` NULL
+ * or writable.
+ */
+repl_result repl_config_warning(const struct repl_config *cfg,
+                                size_t i,
+                                char *buf,
+                                size_t len,
+                                size_t *out_len);
+
+/**
+ * Opens (creating if needed) the WAL the config describes and stores a new handle in `*out`,
+ * exactly as `repl_wal_open` would with these options: directory `wal_directory` (relative to
+ * the working directory if relative), segments of `wal_segment_size_bytes`, durability
+ * `REPL_DURABILITY_EVERY_COMMIT` if `wal_sync_on_commit`, else `REPL_DURABILITY_INTERVAL`
+ * every `wal_sync_interval_ms` (or `REPL_DURABILITY_NONE` when that is 0), zstd compression
+ * when `enable_wal_compression` and `compression_algorithm = "zstd"`, and the recovery mode of
+ * `wal_recovery_mode`. The caller owns the handle and must release it with `repl_wal_free`;
+ * the config may be freed first.
+ *
+ * Errors, locking and blocking as for `repl_wal_open`.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or valid for writing a pointer.
+ */
+repl_result repl_wal_open_from_config(const struct repl_config *cfg, struct repl_wal **out);
+
+/**
  * Creates a clock that rejects remote timestamps more than `max_drift_ms` ahead of the local
  * wall clock, and stores it in `*out`. The caller owns it and must release it with
  * `repl_hlc_free`.
@@ -473,6 +867,128 @@ repl_result repl_wal_iter_next(struct repl_wal_iter *iter,
 void repl_wal_iter_free(struct repl_wal_iter *iter);
 
 /**
+ * Creates an empty clock (every counter 0) and stores it in `*out`. The caller owns it and
+ * must release it with `repl_vclock_free`.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `out` must be NULL or valid for writing a pointer.
+ */
+repl_result repl_vclock_new(struct repl_vclock **out);
+
+/**
+ * Creates a clock with counter `counters[k]` for node `nodes[k]`, for k < `n`, and stores it
+ * in `*out` (what a clock received from another node is rebuilt from). Order does not matter;
+ * zero counters are dropped. A node listed twice gives `REPL_ERR_CLOCK_DUPLICATE_NODE`. The
+ * caller owns the clock and must release it with `repl_vclock_free`.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `nodes` and `counters` must each be NULL (only if `n` is 0) or readable for `n` values;
+ * `out` NULL or valid for writing a pointer.
+ */
+repl_result repl_vclock_from_entries(const uint64_t *nodes,
+                                     const uint64_t *counters,
+                                     size_t n,
+                                     struct repl_vclock **out);
+
+/**
+ * Stores in `*out` a new clock equal to `clock` and independent of it. The caller owns it and
+ * must release it with `repl_vclock_free`.
+ *
+ * Thread safety: concurrently with other calls that do not change `clock`.
+ *
+ * # Safety
+ * `clock` must be NULL or a live clock; `out` NULL or valid for writing a pointer.
+ */
+repl_result repl_vclock_clone(const struct repl_vclock *clock, struct repl_vclock **out);
+
+/**
+ * Records a local event on `node` and stores its new counter in `*out_counter`. The counter
+ * saturates at `UINT64_MAX` instead of wrapping around.
+ *
+ * Thread safety: no other call on `clock` may run concurrently.
+ *
+ * # Safety
+ * `clock` must be NULL or a live clock; `out_counter` NULL or writable.
+ */
+repl_result repl_vclock_increment(struct repl_vclock *clock, uint64_t node, uint64_t *out_counter);
+
+/**
+ * Stores the counter of `node` in `*out` (0 if the clock has no entry for it).
+ *
+ * Thread safety: concurrently with other calls that do not change `clock`.
+ *
+ * # Safety
+ * `clock` must be NULL or a live clock; `out` NULL or writable.
+ */
+repl_result repl_vclock_get(const struct repl_vclock *clock, uint64_t node, uint64_t *out);
+
+/**
+ * Sets every counter of `clock` to the larger of its own and `other`'s (pointwise maximum):
+ * afterwards `clock` has seen every event either had seen. `other` is not changed and may be
+ * `clock` itself (nothing changes then).
+ *
+ * Thread safety: no other call on `clock` may run concurrently; calls that do not change
+ * `other` may.
+ *
+ * # Safety
+ * `clock` and `other` must each be NULL or a live clock.
+ */
+repl_result repl_vclock_merge(struct repl_vclock *clock, const struct repl_vclock *other);
+
+/**
+ * Stores how `a` relates causally to `b` in `*out_ordering`, as a `repl_vclock_ordering`
+ * value. `a` and `b` may be the same clock (`REPL_VCLOCK_EQUAL`).
+ *
+ * Thread safety: concurrently with other calls that change neither clock.
+ *
+ * # Safety
+ * `a` and `b` must each be NULL or a live clock; `out_ordering` NULL or writable.
+ */
+repl_result repl_vclock_compare(const struct repl_vclock *a,
+                                const struct repl_vclock *b,
+                                uint32_t *out_ordering);
+
+/**
+ * Stores the number of nodes with a non-zero counter in `*out`.
+ *
+ * Thread safety: concurrently with other calls that do not change `clock`.
+ *
+ * # Safety
+ * `clock` must be NULL or a live clock; `out` NULL or writable.
+ */
+repl_result repl_vclock_len(const struct repl_vclock *clock, size_t *out);
+
+/**
+ * Stores entry `i` (0-based, in increasing node order, non-zero counters only) in
+ * `*out_node` and `*out_counter`; with `repl_vclock_len` this lists the clock, e.g. to send
+ * it to another node, which rebuilds it with `repl_vclock_from_entries`. `i` at or beyond
+ * `repl_vclock_len` gives `REPL_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: concurrently with other calls that do not change `clock`.
+ *
+ * # Safety
+ * `clock` must be NULL or a live clock; `out_node` and `out_counter` NULL or writable.
+ */
+repl_result repl_vclock_entry(const struct repl_vclock *clock,
+                              size_t i,
+                              uint64_t *out_node,
+                              uint64_t *out_counter);
+
+/**
+ * Releases a clock. NULL is accepted and ignored.
+ *
+ * Thread safety: must be the last call on the clock.
+ *
+ * # Safety
+ * `clock` must be NULL or a clock from this library that has not been freed.
+ */
+void repl_vclock_free(struct repl_vclock *clock);
+
+/**
  * Fills `*out` with the default options (durable every commit, zstd level 3, 64 MiB segments,
  * tolerate a torn tail) and an empty `dir`, which the caller must set.
  *
@@ -489,7 +1005,8 @@ repl_result repl_wal_options_default(struct repl_wal_options *out);
  *
  * Only one handle per directory may be open at a time, in any process
  * (`REPL_ERR_WAL_DIR_LOCKED`). Recovery failures name the damaged file and offset in
- * `repl_last_error_detail`. Blocks for the duration of recovery.
+ * `repl_last_error_detail`. Blocks for the duration of recovery. To open the WAL a
+ * configuration describes, use `repl_wal_open_from_config`.
  *
  * Thread safety: any thread.
  *

@@ -15,18 +15,23 @@
 // every unsafe operation still gets its own block and justification.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// Declaration order is the order of the generated header: codes, WAL, iterator, clock.
+// The generated header lists the functions of this file first, then those of each module in
+// declaration order (alphabetical: rustfmt sorts them).
 mod boundary;
+mod config;
 mod hlc;
 mod iter;
 mod result;
+mod vclock;
 mod wal;
 
 use std::ffi::c_char;
 
+pub use config::*;
 pub use hlc::*;
 pub use iter::*;
 pub use result::repl_result;
+pub use vclock::*;
 pub use wal::*;
 
 use boundary::{arg_out, arg_text_buf, boundary, last_error};

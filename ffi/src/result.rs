@@ -1,7 +1,8 @@
 //! `repl_result`: the stable error codes of the C ABI, their messages, and the mapping from the
 //! core's error types.
 
-use replication_core::clock::ClockError;
+use replication_core::clock::{ClockError, DuplicateNode};
+use replication_core::config::ConfigError;
 use replication_core::WalError;
 
 /// Result code returned by every fallible `repl_*` function.
@@ -57,17 +58,20 @@ pub enum repl_result {
     /// The WAL directory is already open, by this process or another.
     REPL_ERR_WAL_DIR_LOCKED = 207,
 
-    /// A configuration file could not be read. (Reserved for the configuration API.)
+    /// A configuration file could not be read (missing, unreadable, not UTF-8). The detail
+    /// names the file and the OS error.
     REPL_ERR_CONFIG_IO = 300,
-    /// A configuration file is not valid TOML. (Reserved for the configuration API.)
+    /// A configuration is not valid TOML. The detail gives the line and column.
     REPL_ERR_CONFIG_PARSE = 301,
-    /// A configuration has missing, unknown or inconsistent values. (Reserved for the
-    /// configuration API.)
+    /// A configuration has missing, unknown, mistyped or inconsistent values. The detail lists
+    /// every problem, one per line, each with its key and (when known) its line.
     REPL_ERR_CONFIG_INVALID = 302,
 
     /// A remote HLC timestamp is further ahead of the local clock than the max drift allows;
     /// the local clock was not advanced.
     REPL_ERR_CLOCK_DRIFT_EXCEEDED = 400,
+    /// A vector clock was given two counters for the same node id.
+    REPL_ERR_CLOCK_DUPLICATE_NODE = 401,
 }
 
 use repl_result::*;
@@ -94,6 +98,7 @@ impl repl_result {
         REPL_ERR_CONFIG_PARSE,
         REPL_ERR_CONFIG_INVALID,
         REPL_ERR_CLOCK_DRIFT_EXCEEDED,
+        REPL_ERR_CLOCK_DUPLICATE_NODE,
     ];
 
     /// The code with numeric value `code`, if there is one. C may hand us any integer, so this
@@ -134,6 +139,7 @@ impl repl_result {
             REPL_ERR_CLOCK_DRIFT_EXCEEDED => {
                 "remote HLC timestamp exceeds the allowed clock drift; the clock was not advanced"
             }
+            REPL_ERR_CLOCK_DUPLICATE_NODE => "a vector clock lists the same node more than once",
         }
     }
 }
@@ -195,6 +201,27 @@ impl From<ClockError> for Failure {
     }
 }
 
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        let code = match &e {
+            ConfigError::Io { .. } => REPL_ERR_CONFIG_IO,
+            ConfigError::Parse { .. } => REPL_ERR_CONFIG_PARSE,
+            ConfigError::Invalid { .. } => REPL_ERR_CONFIG_INVALID,
+            // Only writing a config as TOML produces it, which the C API does not offer; a
+            // value that cannot be written is an invalid value.
+            ConfigError::Serialize { .. } => REPL_ERR_CONFIG_INVALID,
+        };
+        // For `Invalid` the text lists every problem, one per line.
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<DuplicateNode> for Failure {
+    fn from(e: DuplicateNode) -> Self {
+        Failure::new(REPL_ERR_CLOCK_DUPLICATE_NODE, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +263,34 @@ mod tests {
                 r as u32
             );
         }
+    }
+
+    #[test]
+    fn config_errors_map_to_their_code_with_every_problem_in_the_detail() {
+        use replication_core::ReplicationConfig;
+        let invalid = ReplicationConfig::from_toml_str("node_id = 0\nbatch_size = 0\n");
+        let f = Failure::from(invalid.unwrap_err());
+        assert_eq!(f.code, REPL_ERR_CONFIG_INVALID);
+        assert!(
+            f.detail.starts_with("replication config has 2 problems:")
+                && f.detail.contains("\n  node_id (line 1)")
+                && f.detail.contains("\n  batch_size (line 2)"),
+            "{}",
+            f.detail
+        );
+        let parse = ReplicationConfig::from_toml_str("node_id = ").unwrap_err();
+        assert_eq!(Failure::from(parse).code, REPL_ERR_CONFIG_PARSE);
+        let io = ReplicationConfig::from_toml_file("/nonexistent/replication.toml").unwrap_err();
+        let f = Failure::from(io);
+        assert_eq!(f.code, REPL_ERR_CONFIG_IO);
+        assert!(
+            f.detail.contains("/nonexistent/replication.toml"),
+            "{}",
+            f.detail
+        );
+        let f = Failure::from(DuplicateNode(4));
+        assert_eq!(f.code, REPL_ERR_CLOCK_DUPLICATE_NODE);
+        assert!(f.detail.contains("node 4"), "{}", f.detail);
     }
 
     #[test]

@@ -124,6 +124,12 @@ pub struct repl_wal {
 }
 
 impl repl_wal {
+    pub(crate) fn new(wal: Wal) -> Self {
+        repl_wal {
+            wal: Mutex::new(Some(wal)),
+        }
+    }
+
     fn slot(&self) -> MutexGuard<'_, Option<Wal>> {
         // Nothing panics while the mutex is held, but a poisoned mutex must not panic again.
         self.wal.lock().unwrap_or_else(|p| p.into_inner())
@@ -274,7 +280,8 @@ pub unsafe extern "C" fn repl_wal_options_default(out: *mut repl_wal_options) ->
 ///
 /// Only one handle per directory may be open at a time, in any process
 /// (`REPL_ERR_WAL_DIR_LOCKED`). Recovery failures name the damaged file and offset in
-/// `repl_last_error_detail`. Blocks for the duration of recovery.
+/// `repl_last_error_detail`. Blocks for the duration of recovery. To open the WAL a
+/// configuration describes, use `repl_wal_open_from_config`.
 ///
 /// Thread safety: any thread.
 ///
@@ -290,9 +297,7 @@ pub unsafe extern "C" fn repl_wal_open(
         // SAFETY: the caller's contract.
         let (options, out) = unsafe { (arg_ref(options, &"options")?, arg_out(out, &"out")?) };
         let wal = Wal::open(options_from_c(options)?)?;
-        out.write(Box::into_raw(Box::new(repl_wal {
-            wal: Mutex::new(Some(wal)),
-        })));
+        out.write(Box::into_raw(Box::new(repl_wal::new(wal))));
         Ok(())
     })
 }

@@ -240,7 +240,9 @@ impl IntoPyErr for WalError {
                 })
             }
             WalError::Poisoned(_) => new_err(py, Exc::Wal, msg),
-            WalError::Locked { .. } => new_err(py, Exc::Wal, msg),
+            WalError::Locked { dir } => with_attrs(py, new_err(py, Exc::Wal, msg), |e| {
+                e.setattr("path", dir.to_string_lossy())
+            }),
             WalError::Closed => new_err(py, Exc::WalClosed, msg),
             WalError::InvalidOptions(reason) => {
                 with_attrs(py, new_err(py, Exc::Config, msg), |e| {

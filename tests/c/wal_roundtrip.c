@@ -2,57 +2,19 @@
  * C API test: a 100,000-record WAL round trip through close and reopen, then the error
  * contract of every function (NULL pointers, invalid UTF-8, closed handles, outputs left
  * untouched on failure). Built with ASan + UBSan by tests/CMakeLists.txt, and run under
- * Valgrind by scripts/test-c-cpp.sh when REPL_VALGRIND=1.
+ * Valgrind by scripts/test-c-cpp.sh when REPL_VALGRIND=1. The configuration and vector-clock
+ * functions are tested by config_vclock.c.
  *
  * Usage: wal_roundtrip [record-count]   (default 100000)
  */
 #define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
 
-#include <replication.h>
+#include "test_support.h"
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-static const char *g_step = "start";
-
-static void print_detail(void) {
-    char buf[1024];
-    size_t len = 0;
-    if (repl_last_error_detail(buf, sizeof buf, &len) == REPL_OK && len > 0) {
-        fprintf(stderr, "  last error detail: %s\n", buf);
-    }
-}
-
-#define FAIL(...)                                                                          \
-    do {                                                                                   \
-        fprintf(stderr, "%s:%d [%s]: ", __FILE__, __LINE__, g_step);                       \
-        fprintf(stderr, __VA_ARGS__);                                                      \
-        fputc('\n', stderr);                                                               \
-        print_detail();                                                                    \
-        exit(1);                                                                           \
-    } while (0)
-
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) FAIL("check failed: %s", #cond);                                      \
-    } while (0)
-
-#define EXPECT_RC(call, expected)                                                          \
-    do {                                                                                   \
-        repl_result rc_ = (call);                                                          \
-        if (rc_ != (expected))                                                             \
-            FAIL("%s returned %u, expected %s (%u)", #call, (unsigned)rc_, #expected,      \
-                 (unsigned)(expected));                                                    \
-    } while (0)
-
-#define OK(call) EXPECT_RC(call, REPL_OK)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Deterministic records: every field derives from the index, so the reader regenerates them. */
@@ -141,36 +103,6 @@ static uint64_t lsn_of(repl_result (*f)(const repl_wal *, uint64_t *), const rep
     uint64_t v = 0;
     OK(f(w, &v));
     return v;
-}
-
-static char *make_temp_dir(void) {
-    const char *base = getenv("TMPDIR");
-    char tmpl[4096];
-    snprintf(tmpl, sizeof tmpl, "%s/repl-c-test-XXXXXX", base && *base ? base : "/tmp");
-    char *dir = mkdtemp(tmpl);
-    CHECK(dir != NULL);
-    char *copy = malloc(strlen(dir) + 1);
-    CHECK(copy != NULL);
-    strcpy(copy, dir);
-    return copy;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(char *dir) {
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(dir);
-}
-
-static size_t last_detail(char *buf, size_t len) {
-    size_t n = 0;
-    OK(repl_last_error_detail(buf, len, &n));
-    return n;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -1,12 +1,16 @@
 // replication.hpp - header-only C++17 RAII wrapper over the C API in replication.h.
 //
-// Names follow ThemisDB: WALEntry, WalManager (alias WAL), HybridLogicalClock,
-// ReplicationError, Operation. Every failing C call becomes a ReplicationError carrying the
-// repl_result code and the library's detail text (file, offset, LSNs, OS error).
+// Names follow ThemisDB: WALEntry, WalManager (alias WAL), HybridLogicalClock, VectorClock,
+// ReplicationConfig (accessors named like its fields), ReplicationMode, ReplicationError,
+// Operation. Every failing C call becomes a ReplicationError carrying the repl_result code and
+// the library's detail text (file, offset, LSNs, OS error, every configuration problem).
 //
 // Ownership: WalManager, WalReader and HybridLogicalClock own their C handle, are move-only and
-// release it in their destructor. Thread safety is that of the C API: a WalManager and a
-// HybridLogicalClock may be used from many threads at once; a WalReader from one at a time.
+// release it in their destructor. VectorClock owns its handle and copies it on copy.
+// ReplicationConfig is immutable, so copies share one handle, released with the last copy.
+// Thread safety is that of the C API: a WalManager, a HybridLogicalClock and a
+// ReplicationConfig may be used from many threads at once; a WalReader from one at a time; a
+// VectorClock like a std::vector (concurrent const calls only).
 #ifndef THEMIS_REPLICATION_REPLICATION_HPP
 #define THEMIS_REPLICATION_REPLICATION_HPP
 
@@ -16,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -43,6 +48,25 @@ enum class Durability : std::uint32_t {
 enum class RecoveryMode : std::uint32_t {
     TolerateTornTail = REPL_RECOVERY_TOLERATE_TORN_TAIL,
     AbsoluteConsistency = REPL_RECOVERY_ABSOLUTE_CONSISTENCY,
+};
+
+/// When a write counts as committed (ReplicationConfig::mode()).
+enum class ReplicationMode : std::uint32_t {
+    /// Every voter has durably appended the write.
+    SYNC = REPL_MODE_SYNC,
+    /// min_sync_replicas() followers have durably appended it (or the timeout passed).
+    SEMI_SYNC = REPL_MODE_SEMI_SYNC,
+    /// The leader has durably appended it; followers catch up in the background.
+    ASYNC = REPL_MODE_ASYNC,
+};
+
+/// How one vector clock relates causally to another (VectorClock::compare()).
+enum class VectorOrdering : std::uint32_t {
+    Before = REPL_VCLOCK_BEFORE,
+    After = REPL_VCLOCK_AFTER,
+    Equal = REPL_VCLOCK_EQUAL,
+    /// Neither saw all of the other's events: concurrent updates, a conflict.
+    Concurrent = REPL_VCLOCK_CONCURRENT,
 };
 
 namespace detail {
@@ -106,6 +130,21 @@ namespace detail {
 /// thread, before any other repl_* call: the detail is per thread and per last failure.
 inline void check(repl_result rc) {
     if (rc != REPL_OK) throw ReplicationError(rc, last_error_detail());
+}
+
+/// Like read_text, for a text the caller asked for: failures other than the first too-small
+/// buffer throw.
+template <typename Fill>
+std::string copy_text(Fill fill) {
+    char small[256];
+    std::size_t len = 0;
+    repl_result rc = fill(small, sizeof small, &len);
+    if (rc == REPL_OK) return std::string(small, len);
+    if (rc != REPL_ERR_BUFFER_TOO_SMALL) check(rc);
+    std::string big(len + 1, '\0');
+    check(fill(big.data(), big.size(), &len));
+    big.resize(len);
+    return big;
 }
 
 }  // namespace detail
@@ -274,6 +313,118 @@ private:
     repl_wal_iter* handle_;
 };
 
+/// One other member of the cluster (ReplicationConfig::peers()).
+struct PeerConfig {
+    std::uint64_t node_id = 0;
+    /// host:port
+    std::string address;
+
+    friend bool operator==(const PeerConfig& a, const PeerConfig& b) {
+        return a.node_id == b.node_id && a.address == b.address;
+    }
+    friend bool operator!=(const PeerConfig& a, const PeerConfig& b) { return !(a == b); }
+};
+
+/// A node's replication configuration, loaded from TOML with ThemisDB's keys and validated:
+/// every value it holds is usable. Immutable; copies are cheap and share the loaded config.
+///
+///     auto cfg = ReplicationConfig::fromFile("/etc/themis/replication.toml");
+///     for (const std::string& w : cfg.warnings()) log_warning(w);
+///     WalManager wal(cfg);
+class ReplicationConfig {
+public:
+    /// Parses and validates a TOML document. Throws ReplicationError with code
+    /// REPL_ERR_CONFIG_PARSE (syntax; what() gives line and column) or REPL_ERR_CONFIG_INVALID
+    /// (what() lists every problem, one per line, each with its key and line).
+    static ReplicationConfig fromToml(std::string_view toml) {
+        repl_config* handle = nullptr;
+        detail::check(repl_config_from_toml(detail::bytes(toml), toml.size(), &handle));
+        return ReplicationConfig(handle);
+    }
+
+    /// Reads a TOML file, then as fromToml. An unreadable file throws REPL_ERR_CONFIG_IO.
+    static ReplicationConfig fromFile(std::string_view path) {
+        repl_config* handle = nullptr;
+        detail::check(repl_config_from_file(detail::bytes(path), path.size(), &handle));
+        return ReplicationConfig(handle);
+    }
+
+    std::uint64_t node_id() const { return get(repl_config_node_id); }
+    std::string listen_address() const { return text(repl_config_listen_address); }
+    ReplicationMode mode() const {
+        return static_cast<ReplicationMode>(get(repl_config_mode));
+    }
+    std::uint32_t min_sync_replicas() const { return get(repl_config_min_sync_replicas); }
+    std::uint64_t heartbeat_interval_ms() const { return get(repl_config_heartbeat_interval_ms); }
+    std::uint64_t election_timeout_min_ms() const {
+        return get(repl_config_election_timeout_min_ms);
+    }
+    std::uint64_t election_timeout_max_ms() const {
+        return get(repl_config_election_timeout_max_ms);
+    }
+    std::uint64_t replication_timeout_ms() const {
+        return get(repl_config_replication_timeout_ms);
+    }
+    std::uint64_t batch_size() const { return get(repl_config_batch_size); }
+    std::uint64_t batch_timeout_ms() const { return get(repl_config_batch_timeout_ms); }
+    /// As written in the configuration; a relative path is relative to the working directory.
+    std::string wal_directory() const { return text(repl_config_wal_directory); }
+    std::uint64_t wal_segment_size_bytes() const {
+        return get(repl_config_wal_segment_size_bytes);
+    }
+    bool wal_sync_on_commit() const { return get(repl_config_wal_sync_on_commit); }
+    std::uint64_t wal_sync_interval_ms() const { return get(repl_config_wal_sync_interval_ms); }
+    bool enable_wal_compression() const { return get(repl_config_enable_wal_compression); }
+    std::int32_t compression_level() const { return get(repl_config_compression_level); }
+
+    /// The [[peers]] entries, in document order.
+    std::vector<PeerConfig> peers() const {
+        std::size_t n = get(repl_config_peer_count);
+        std::vector<PeerConfig> out(n);
+        for (std::size_t i = 0; i < n; i++) {
+            detail::check(repl_config_peer_id(native(), i, &out[i].node_id));
+            out[i].address = detail::copy_text([&](char* buf, std::size_t len, std::size_t* n_out) {
+                return repl_config_peer_address(native(), i, buf, len, n_out);
+            });
+        }
+        return out;
+    }
+
+    /// Legal but risky settings worth logging at startup.
+    std::vector<std::string> warnings() const {
+        std::size_t n = get(repl_config_warnings_count);
+        std::vector<std::string> out;
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; i++) {
+            out.push_back(detail::copy_text([&](char* buf, std::size_t len, std::size_t* n_out) {
+                return repl_config_warning(native(), i, buf, len, n_out);
+            }));
+        }
+        return out;
+    }
+
+    const repl_config* native() const noexcept { return handle_.get(); }
+
+private:
+    // The deleter runs even if the shared_ptr cannot allocate its control block.
+    explicit ReplicationConfig(repl_config* handle) : handle_(handle, repl_config_free) {}
+
+    template <typename T>
+    T get(repl_result (*f)(const repl_config*, T*)) const {
+        T v{};
+        detail::check(f(native(), &v));
+        return v;
+    }
+
+    std::string text(repl_result (*f)(const repl_config*, char*, std::size_t, std::size_t*)) const {
+        return detail::copy_text([&](char* buf, std::size_t len, std::size_t* n) {
+            return f(native(), buf, len, n);
+        });
+    }
+
+    std::shared_ptr<repl_config> handle_;
+};
+
 /// The write-ahead log. Move-only; the destructor closes (if still open) and frees it, losing
 /// any error of that final close: call close() to see it.
 class WalManager {
@@ -284,6 +435,14 @@ public:
         detail::check(repl_wal_open(&o, &handle_));
     }
     static WalManager open(const WalOptions& options) { return WalManager(options); }
+
+    /// Opens (creating if needed) the WAL `config` describes: wal_directory, segment size,
+    /// durability (wal_sync_on_commit / wal_sync_interval_ms), compression, recovery mode.
+    /// The WAL does not keep the config.
+    explicit WalManager(const ReplicationConfig& config) {
+        detail::check(repl_wal_open_from_config(config.native(), &handle_));
+    }
+    static WalManager open(const ReplicationConfig& config) { return WalManager(config); }
 
     WalManager(WalManager&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
     WalManager& operator=(WalManager&& other) noexcept {
@@ -412,6 +571,111 @@ public:
 
 private:
     repl_hlc* handle_ = nullptr;
+};
+
+/// A vector clock: one event counter per node id (0 for nodes it has no entry for). Tells
+/// causally ordered updates from concurrent ones (conflicts) in multi-master replication.
+/// Copies are independent clocks. A moved-from clock may only be assigned to or destroyed.
+class VectorClock {
+public:
+    using Entry = std::pair<std::uint64_t, std::uint64_t>;  // (node, counter)
+
+    /// The empty clock.
+    VectorClock() { detail::check(repl_vclock_new(&handle_)); }
+
+    /// A clock with the given (node, counter) entries, in any order; zero counters are
+    /// dropped. Throws ReplicationError(REPL_ERR_CLOCK_DUPLICATE_NODE) if a node repeats.
+    explicit VectorClock(const std::vector<Entry>& entries) {
+        std::vector<std::uint64_t> nodes, counters;
+        nodes.reserve(entries.size());
+        counters.reserve(entries.size());
+        for (const Entry& e : entries) {
+            nodes.push_back(e.first);
+            counters.push_back(e.second);
+        }
+        detail::check(
+            repl_vclock_from_entries(nodes.data(), counters.data(), entries.size(), &handle_));
+    }
+
+    VectorClock(const VectorClock& other) {
+        detail::check(repl_vclock_clone(other.handle_, &handle_));
+    }
+    VectorClock& operator=(const VectorClock& other) {
+        if (this != &other) {
+            VectorClock copy(other);
+            std::swap(handle_, copy.handle_);
+        }
+        return *this;
+    }
+    VectorClock(VectorClock&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    VectorClock& operator=(VectorClock&& other) noexcept {
+        if (this != &other) {
+            repl_vclock_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    ~VectorClock() { repl_vclock_free(handle_); }
+
+    /// Records a local event on `node`; returns its new counter (saturating, never wrapping).
+    std::uint64_t increment(std::uint64_t node) {
+        std::uint64_t counter = 0;
+        detail::check(repl_vclock_increment(handle_, node, &counter));
+        return counter;
+    }
+
+    /// Counter of `node` (0 if it has none).
+    std::uint64_t get(std::uint64_t node) const {
+        std::uint64_t counter = 0;
+        detail::check(repl_vclock_get(handle_, node, &counter));
+        return counter;
+    }
+
+    /// Pointwise maximum with `other`, in place; `other` may be this clock.
+    void merge(const VectorClock& other) {
+        detail::check(repl_vclock_merge(handle_, other.handle_));
+    }
+
+    /// How this clock relates causally to `other`.
+    VectorOrdering compare(const VectorClock& other) const {
+        std::uint32_t ordering = 0;
+        detail::check(repl_vclock_compare(handle_, other.handle_, &ordering));
+        return static_cast<VectorOrdering>(ordering);
+    }
+    bool happenedBefore(const VectorClock& other) const {
+        return compare(other) == VectorOrdering::Before;
+    }
+    bool isConcurrent(const VectorClock& other) const {
+        return compare(other) == VectorOrdering::Concurrent;
+    }
+
+    /// Number of nodes with a non-zero counter.
+    std::size_t size() const {
+        std::size_t n = 0;
+        detail::check(repl_vclock_len(handle_, &n));
+        return n;
+    }
+
+    /// (node, counter) for every non-zero counter, in increasing node order: what to send to
+    /// another node, which rebuilds the clock with VectorClock(entries).
+    std::vector<Entry> entries() const {
+        std::vector<Entry> out(size());
+        for (std::size_t i = 0; i < out.size(); i++) {
+            detail::check(repl_vclock_entry(handle_, i, &out[i].first, &out[i].second));
+        }
+        return out;
+    }
+
+    /// Same history (compare() == VectorOrdering::Equal).
+    friend bool operator==(const VectorClock& a, const VectorClock& b) {
+        return a.compare(b) == VectorOrdering::Equal;
+    }
+    friend bool operator!=(const VectorClock& a, const VectorClock& b) { return !(a == b); }
+
+    repl_vclock* native() noexcept { return handle_; }
+
+private:
+    repl_vclock* handle_ = nullptr;
 };
 
 }  // namespace themis::replication
