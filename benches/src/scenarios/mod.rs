@@ -1,0 +1,115 @@
+//! The macro benchmark scenarios `repl-bench` can run, in one registry.
+//!
+//! A scenario is a name, a one-line summary and a function that measures and hands each
+//! [`Metric`] to a sink as soon as it is known. To add one: write a module with a
+//! `pub const SCENARIO: Scenario`, list it in [`SCENARIOS`], and add any options it needs to
+//! [`Options`] (they are shared, so `all` can pass one set to every scenario).
+
+use std::path::PathBuf;
+
+use crate::report::Metric;
+use crate::workload::{default_base_dir, RECORD_PAYLOAD_BYTES};
+use crate::BenchError;
+
+pub mod clock;
+pub mod wal_append;
+pub mod wal_group_commit;
+pub mod wal_replay;
+
+/// Receives each metric as soon as it is measured.
+pub type Sink<'a> = &'a mut dyn FnMut(Metric) -> Result<(), BenchError>;
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub run: fn(&Options, Sink<'_>) -> Result<(), BenchError>,
+}
+
+/// Every scenario, in the order `all` runs them (cheapest first).
+pub const SCENARIOS: &[Scenario] = &[
+    clock::SCENARIO,
+    wal_append::SCENARIO,
+    wal_group_commit::SCENARIO,
+    wal_replay::SCENARIO,
+];
+
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+/// Options of all scenarios; each reads the ones it needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Directory under which each run creates (and afterwards deletes) a fresh WAL directory.
+    #[arg(long, default_value_os_t = default_base_dir())]
+    pub dir: PathBuf,
+    /// Repetitions of every measurement; the reported value is their median.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Payload bytes per record.
+    #[arg(long, default_value_t = RECORD_PAYLOAD_BYTES)]
+    pub record_bytes: usize,
+    /// wal-append: records appended per run (for each of single and batch appends).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub records: u64,
+    /// wal-append, wal-group-commit: compress frames with zstd (off by default).
+    #[arg(long)]
+    pub compress: bool,
+    /// zstd level for --compress and for the compressed half of wal-replay.
+    #[arg(long, default_value_t = 3)]
+    pub zstd_level: i32,
+    /// wal-group-commit: numbers of concurrent writer threads, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 64])]
+    pub writers: Vec<usize>,
+    /// wal-group-commit: seconds of appending per writer count and repetition.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration_secs: f64,
+    /// wal-replay: payload bytes written and then read back (default 1 GiB).
+    #[arg(long, default_value_t = 1 << 30)]
+    pub replay_bytes: u64,
+    /// wal-replay: which WALs to write and replay.
+    #[arg(long, value_enum, default_value_t = ReplayVariants::Both)]
+    pub replay_variants: ReplayVariants,
+    /// wal-replay: never drop the page cache; report warm-cache figures only.
+    #[arg(long)]
+    pub no_drop_caches: bool,
+    /// clock: operations per timed loop.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub clock_ops: u64,
+}
+
+/// The WALs `wal-replay` writes and reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayVariants {
+    /// Uncompressed, then zstd at --zstd-level.
+    Both,
+    Uncompressed,
+    Zstd,
+}
+
+impl Options {
+    pub fn check(&self) -> Result<(), BenchError> {
+        let bad = |m: &str| Err(BenchError::Invalid(m.to_string()));
+        if self.repeat == 0 {
+            return bad("--repeat must be at least 1");
+        }
+        if self.record_bytes == 0 {
+            return bad("--record-bytes must be at least 1");
+        }
+        if self.writers.contains(&0) {
+            return bad("--writers needs thread counts of at least 1");
+        }
+        if !(self.duration_secs > 0.0 && self.duration_secs.is_finite()) {
+            return bad("--duration-secs must be a positive number of seconds");
+        }
+        if !(1..=22).contains(&self.zstd_level) {
+            return bad("--zstd-level must be in 1..=22");
+        }
+        Ok(())
+    }
+}
+
+/// Seconds as f64, never zero (a rate over a zero interval would be infinite).
+pub(crate) fn secs(d: std::time::Duration) -> f64 {
+    d.as_secs_f64().max(1e-9)
+}
