@@ -514,3 +514,26 @@ fn close_ends_iterators_and_frees_the_directory() {
     assert!(it.next().is_none());
     assert_eq!(reopened.last_lsn(), 10);
 }
+
+#[test]
+fn purged_segments_are_not_held_open() {
+    // Without syncing (Durability::None) the WAL must not keep a descriptor per old segment:
+    // purged files would keep their disk space and dirty pages.
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(no_compression(small_segments(dir.path(), 8192))).unwrap();
+    for i in 1..=3000 {
+        wal.append(&rec(i)).unwrap();
+    }
+    assert!(wal.segment_count().unwrap() > 20);
+    wal.purge_before(wal.last_lsn()).unwrap();
+    let deleted_open = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+        .filter(|target| {
+            target.starts_with(dir.path()) && target.to_string_lossy().ends_with("(deleted)")
+        })
+        .count();
+    assert_eq!(deleted_open, 0, "purged segment files are still open");
+    wal.sync().unwrap();
+    assert_eq!(wal.durable_lsn(), 3000);
+}

@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     durable_lsn: AtomicU64,
     /// Set after a failed write or fsync; the WAL then refuses writes (see `WalError::Poisoned`).
     failure: Mutex<Option<String>>,
+    /// `failure.is_some()`, readable without a lock on every append.
+    poisoned: AtomicBool,
     closed: AtomicBool,
     /// Group commit: whether an appender is leading a durable write-out, and the condition
     /// variable its followers sleep on (see `wait_durable`).
@@ -97,7 +99,10 @@ struct IoState {
     /// Write handle of the active segment.
     active: Option<(u64, Arc<File>)>,
     /// Files written since the last fdatasync.
-    unsynced: Vec<Arc<File>>,
+    /// Ids of segments written since the last fdatasync. Ids, not handles: under
+    /// `Durability::None` this list only grows until someone syncs, and holding a descriptor per
+    /// old segment would keep purged files' space and dirty pages alive.
+    unsynced: Vec<u64>,
     /// A segment file was created or removed since the directory was last fsynced.
     dir_unsynced: bool,
 }
@@ -148,6 +153,7 @@ impl Wal {
             written_lsn: AtomicU64::new(next_lsn - 1),
             durable_lsn: AtomicU64::new(next_lsn - 1),
             failure: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             group_commit: (Mutex::new(false), Condvar::new()),
             interval_stop: Arc::new((Mutex::new(false), Condvar::new())),
@@ -424,8 +430,9 @@ impl Inner {
 
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
-        if let Some(f) = &*self.failure.lock() {
-            return Err(WalError::Poisoned(f.clone()));
+        if self.poisoned.load(Ordering::Acquire) {
+            let reason = self.failure.lock().clone().unwrap_or_default();
+            return Err(WalError::Poisoned(reason));
         }
         Ok(())
     }
@@ -435,6 +442,7 @@ impl Inner {
         if f.is_none() {
             tracing::error!(dir = %self.opts.dir.display(), error = %err, "WAL write failed; refusing further writes");
             *f = Some(err.to_string());
+            self.poisoned.store(true, Ordering::Release);
         }
     }
 
@@ -553,8 +561,8 @@ impl Inner {
                 file.write_all_at(&chunk.bytes, chunk.offset)
                     .map_err(|e| WalError::io(path(), e))?;
             }
-            if !io.unsynced.iter().any(|f| Arc::ptr_eq(f, &file)) {
-                io.unsynced.push(file);
+            if io.unsynced.last() != Some(&chunk.segment_id) {
+                io.unsynced.push(chunk.segment_id);
             }
             {
                 let mut segs = self.segments.write();
@@ -572,9 +580,20 @@ impl Inner {
     }
 
     fn sync_files(&self, io: &mut IoState) -> Result<()> {
-        for file in std::mem::take(&mut io.unsynced) {
-            failpoints::before_fsync().map_err(|e| WalError::io(&io.dir, e))?;
-            file.sync_data().map_err(|e| WalError::io(&io.dir, e))?;
+        for id in std::mem::take(&mut io.unsynced) {
+            let path = io.dir.join(segment_file_name(id));
+            failpoints::before_fsync().map_err(|e| WalError::io(&path, e))?;
+            let synced = match &io.active {
+                Some((active_id, file)) if *active_id == id => file.sync_data(),
+                // fdatasync through any descriptor flushes the file's dirty pages. A segment
+                // purged meanwhile is gone and needs nothing.
+                _ => match File::open(&path) {
+                    Ok(f) => f.sync_data(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(e),
+                },
+            };
+            synced.map_err(|e| WalError::io(&path, e))?;
         }
         self.sync_dir(io)
     }

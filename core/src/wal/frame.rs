@@ -44,6 +44,8 @@ thread_local! {
     /// One zstd context per thread and level: creating a context costs far more than
     /// compressing a small batch.
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    /// One zstd decompression context per thread, reused across frames.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
     /// Scratch buffer for the uncompressed body of compressed frames.
     static RAW_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -168,8 +170,14 @@ pub(crate) fn read_frame(
             frame_end: None,
         });
     }
-    let mut body = vec![0u8; header.body_len as usize];
-    r.read_exact(&mut body)?;
+    // `take + read_to_end` fills the buffer without zeroing it first.
+    let mut body = Vec::with_capacity(header.body_len as usize);
+    r.by_ref()
+        .take(header.body_len as u64)
+        .read_to_end(&mut body)?;
+    if body.len() != header.body_len as usize {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     if !header.verify(&body) {
         return Ok(FrameRead::Damaged {
             reason: "frame checksum mismatch".into(),
@@ -187,7 +195,16 @@ pub(crate) fn decode_frame(
     out: &mut Vec<Record>,
 ) -> Result<(), String> {
     let raw: Bytes = if header.is_compressed() {
-        zstd::bulk::decompress(&body, header.raw_len as usize)
+        DECOMPRESSOR
+            .with(|d| {
+                let mut d = d.borrow_mut();
+                if d.is_none() {
+                    *d = Some(zstd::bulk::Decompressor::new()?);
+                }
+                d.as_mut()
+                    .expect("set just above")
+                    .decompress(&body, header.raw_len as usize)
+            })
             .map_err(|e| format!("zstd decompression failed: {e}"))?
             .into()
     } else {
