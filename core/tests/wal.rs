@@ -537,3 +537,57 @@ fn purged_segments_are_not_held_open() {
     wal.sync().unwrap();
     assert_eq!(wal.durable_lsn(), 3000);
 }
+
+#[test]
+fn reset_to_continues_at_a_new_lsn_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = no_compression(small_segments(dir.path(), 8192));
+    let wal = Wal::open(o.clone()).unwrap();
+    for i in 1..=500 {
+        wal.append(&rec(i)).unwrap();
+    }
+    wal.reset_to(1001).unwrap();
+    assert_eq!((wal.first_lsn(), wal.last_lsn()), (1001, 1000));
+    assert_eq!(wal.segment_count().unwrap(), 1);
+    for i in 1001..=1100 {
+        assert_eq!(wal.append(&rec(i)).unwrap(), i);
+    }
+    wal.close().unwrap();
+    drop(wal);
+    let wal = Wal::open(o).unwrap();
+    assert_eq!((wal.first_lsn(), wal.last_lsn()), (1001, 1100));
+    let all = read_all(&wal, 1001);
+    all.iter().zip(1001..).for_each(|(r, i)| assert_rec(r, i));
+}
+
+#[test]
+fn an_interrupted_reset_is_finished_by_recovery() {
+    // Simulate a crash after the reset segment was created but before the old ones were
+    // deleted: copy the old segments back next to the new one.
+    let dir = tempfile::tempdir().unwrap();
+    let o = no_compression(small_segments(dir.path(), 8192));
+    let wal = Wal::open(o.clone()).unwrap();
+    for i in 1..=300 {
+        wal.append(&rec(i)).unwrap();
+    }
+    let old: Vec<(std::path::PathBuf, Vec<u8>)> = wal
+        .segment_paths()
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    wal.reset_to(5000).unwrap();
+    wal.append(&rec(5000)).unwrap();
+    wal.close().unwrap();
+    drop(wal);
+    for (p, b) in &old[1..] {
+        std::fs::write(p, b).unwrap();
+    }
+    let wal = Wal::open(o).unwrap();
+    assert_eq!((wal.first_lsn(), wal.last_lsn()), (5000, 5000));
+    assert_eq!(wal.segment_count().unwrap(), 1);
+    assert_rec(&read_all(&wal, 5000)[0], 5000);
+}

@@ -23,11 +23,13 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::error::{Result, WalError};
-use super::format::{segment_file_name, FrameHeader, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::format::{
+    segment_file_name, FrameHeader, SegmentHeader, SEGMENT_FLAG_RESET, SEGMENT_HEADER_LEN,
+};
 use super::frame::{decode_frame, encode_frame, read_frame, FrameRead};
 use super::reader::WalIter;
 use super::record::{self, NewRecord, Record};
-use super::recovery::{recover, DirLock};
+use super::recovery::{create_segment, recover, DirLock};
 use super::segment::{scan_segment, SegmentMeta, READ_BUFFER_BYTES};
 use super::{Durability, WalOptions};
 use crate::clock::HlcTimestamp;
@@ -302,6 +304,40 @@ impl Wal {
         Ok(removed)
     }
 
+    /// Drops every record and makes `next_lsn` the LSN of the next append: what a Raft log does
+    /// after installing a snapshot that lies beyond it. Durable on return; crash-safe (a
+    /// segment flagged as a reset is created first, the old segments are deleted after, and
+    /// recovery finishes an interrupted deletion).
+    pub fn reset_to(&self, next_lsn: Lsn) -> Result<()> {
+        let inner = &*self.inner;
+        inner.check_writable()?;
+        if next_lsn == 0 {
+            return Err(WalError::InvalidRecord("LSNs start at 1".into()));
+        }
+        let mut io = inner.io.lock();
+        let mut st = inner.state.lock();
+        let chunks = std::mem::take(&mut st.pending);
+        st.pending_bytes = 0;
+        let result = inner.write_chunks(&mut io, chunks).and_then(|spare| {
+            st.recycle(spare);
+            inner.reset_files(&mut io, st.active_id + 1, next_lsn)
+        });
+        match result {
+            Ok(meta) => {
+                st.next_lsn = next_lsn;
+                st.active_id = meta.id;
+                st.active_len = meta.len;
+                inner.written_lsn.store(next_lsn - 1, Ordering::Release);
+                inner.durable_lsn.store(next_lsn - 1, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                inner.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
     /// LSN of the oldest record still held (== `last_lsn() + 1` when the WAL is empty).
     pub fn first_lsn(&self) -> Lsn {
         self.inner
@@ -384,6 +420,7 @@ impl AppendState {
             let seg_header = SegmentHeader {
                 segment_id: self.active_id,
                 first_lsn: header.first_lsn,
+                flags: 0,
             };
             let mut buf = self.spare.pop().unwrap_or_default();
             buf.extend_from_slice(&seg_header.encode());
@@ -641,6 +678,29 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    /// File work of `reset_to`: a new flagged segment, then the old ones removed.
+    fn reset_files(&self, io: &mut IoState, id: u64, next_lsn: Lsn) -> Result<SegmentMeta> {
+        let mut meta = create_segment(&io.dir, id, next_lsn, SEGMENT_FLAG_RESET)?;
+        meta.starts_new_log = true;
+        io.dir_unsynced = true;
+        self.sync_dir(io)?;
+        let mut segs = self.segments.write();
+        for old in segs.drain(..) {
+            std::fs::remove_file(&old.path).map_err(|e| WalError::io(&old.path, e))?;
+        }
+        segs.push(meta.clone());
+        io.dir_unsynced = true;
+        self.sync_dir(io)?;
+        io.unsynced.clear();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&meta.path)
+            .map_err(|e| WalError::io(&meta.path, e))?;
+        io.active = Some((id, Arc::new(file)));
+        Ok(meta)
     }
 
     /// File work of `truncate_after`; returns the metadata of the new active segment.

@@ -20,12 +20,19 @@ pub const MAX_FRAME_BODY: u32 = 1 << 30;
 pub struct SegmentHeader {
     pub segment_id: u64,
     pub first_lsn: Lsn,
+    /// `SEGMENT_FLAG_*` bits.
+    pub flags: u16,
 }
+
+/// Segment flag: this segment starts a new log (after `Wal::reset_to`); every segment with a
+/// lower id is obsolete, and recovery deletes any that a crash left behind.
+pub const SEGMENT_FLAG_RESET: u16 = 1;
+const KNOWN_SEGMENT_FLAGS: u16 = SEGMENT_FLAG_RESET;
 
 // Format: segment header (32 bytes, little-endian)
 //   0  [u8; 8] magic "REPLWAL\0"
 //   8  u16     format version (1)
-//  10  u16     reserved, 0
+//  10  u16     flags (bit 0: reset, a new log starts here; other bits 0)
 //  12  u32     CRC32C of bytes 0..12 followed by bytes 16..32
 //  16  u64     segment id (increases by one per new segment)
 //  24  u64     LSN of the first record this segment holds (or will hold)
@@ -34,6 +41,7 @@ impl SegmentHeader {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
         b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[10..12].copy_from_slice(&self.flags.to_le_bytes());
         b[16..24].copy_from_slice(&self.segment_id.to_le_bytes());
         b[24..32].copy_from_slice(&self.first_lsn.to_le_bytes());
         let crc = segment_header_crc(&b);
@@ -61,9 +69,14 @@ impl SegmentHeader {
                 "segment format version {version} is not supported (this build reads version {FORMAT_VERSION})"
             ));
         }
+        let flags = u16::from_le_bytes([b[10], b[11]]);
+        if flags & !KNOWN_SEGMENT_FLAGS != 0 {
+            return Err(format!("segment header has unknown flags {flags:#06x}"));
+        }
         Ok(SegmentHeader {
             segment_id: u64::from_le_bytes(b[16..24].try_into().unwrap()),
             first_lsn: u64::from_le_bytes(b[24..32].try_into().unwrap()),
+            flags,
         })
     }
 }
@@ -201,6 +214,7 @@ mod tests {
         let h = SegmentHeader {
             segment_id: 7,
             first_lsn: 12345,
+            flags: SEGMENT_FLAG_RESET,
         };
         let b = h.encode();
         assert_eq!(SegmentHeader::decode(&b).unwrap(), h);

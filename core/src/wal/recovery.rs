@@ -93,6 +93,15 @@ pub(crate) fn recover(opts: &WalOptions) -> Result<Recovered> {
                 ));
             }
         };
+        if meta.starts_new_log && !segments.is_empty() {
+            // A reset_to() was interrupted after creating the new log's first segment: finish
+            // deleting the old one.
+            tracing::warn!(path = %path.display(), "removing WAL segments made obsolete by a reset");
+            for old in segments.drain(..) {
+                std::fs::remove_file(&old.path).map_err(|e| WalError::io(&old.path, e))?;
+            }
+            dir_changed = true;
+        }
         if let Some(prev) = segments.last() {
             if meta.first_lsn != prev.next_lsn {
                 return Err(WalError::corrupt(
@@ -131,7 +140,7 @@ pub(crate) fn recover(opts: &WalOptions) -> Result<Recovered> {
     }
     if segments.is_empty() {
         let id = ids.last().copied().unwrap_or(1).max(1);
-        segments.push(create_segment(dir, id, 1)?);
+        segments.push(create_segment(dir, id, 1, 0)?);
         dir_changed = true;
     }
     if dir_changed {
@@ -142,11 +151,18 @@ pub(crate) fn recover(opts: &WalOptions) -> Result<Recovered> {
     Ok(Recovered { segments, lock })
 }
 
-fn create_segment(dir: &Path, id: u64, first_lsn: u64) -> Result<SegmentMeta> {
+/// Creates and fsyncs a segment file holding only its header (the caller fsyncs the directory).
+pub(crate) fn create_segment(
+    dir: &Path,
+    id: u64,
+    first_lsn: u64,
+    flags: u16,
+) -> Result<SegmentMeta> {
     let path = dir.join(segment_file_name(id));
     let header = SegmentHeader {
         segment_id: id,
         first_lsn,
+        flags,
     };
     let mut f = OpenOptions::new()
         .write(true)

@@ -36,6 +36,8 @@ pub(crate) struct SegmentMeta {
     /// Bytes of valid data written to the file (header plus whole frames).
     pub len: u64,
     pub index: Vec<IndexEntry>,
+    /// The header carries `SEGMENT_FLAG_RESET`: earlier segments are obsolete.
+    pub starts_new_log: bool,
 }
 
 impl SegmentMeta {
@@ -47,6 +49,7 @@ impl SegmentMeta {
             next_lsn: first_lsn,
             len: SEGMENT_HEADER_LEN as u64,
             index: Vec::new(),
+            starts_new_log: false,
         }
     }
 
@@ -136,6 +139,7 @@ pub(crate) fn scan_segment(path: &Path) -> Result<Option<(SegmentMeta, ScanEnd)>
         ));
     }
     let mut meta = SegmentMeta::new(header.segment_id, path.to_path_buf(), header.first_lsn);
+    meta.starts_new_log = header.flags & super::format::SEGMENT_FLAG_RESET != 0;
     let mut offset = SEGMENT_HEADER_LEN as u64;
     loop {
         let damaged = match read_frame(&mut r, offset, file_len).map_err(io)? {
