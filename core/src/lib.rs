@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod store;
 pub mod wal;
 
 pub use clock::{HlcClock, HlcTimestamp, VectorClock, VectorOrdering};
