@@ -69,7 +69,7 @@ impl RecordPool {
 
     /// The `i`-th run of `n` consecutive records, cycling; `n` must divide the pool size.
     pub fn batch(&self, i: u64, n: usize) -> &[NewRecord] {
-        debug_assert!(n > 0 && self.records.len() % n == 0);
+        debug_assert!(n > 0 && self.records.len().is_multiple_of(n));
         let batches = (self.records.len() / n) as u64;
         let start = (i % batches) as usize * n;
         &self.records[start..start + n]

@@ -4,10 +4,15 @@
 //! - [`wal`]: the segmented, checksummed write-ahead log (the future Raft log).
 //! - [`clock`]: hybrid logical clocks and vector clocks.
 //! - [`config`]: `ReplicationConfig`, loaded from TOML and validated.
+//! - [`store`]: the embedded redb document store a standalone node applies records to.
+//! - [`transport`]: node-to-node framed RPC over TCP with mutual TLS 1.3.
+//! - [`security`]: node signing keys and signed, replay-checked vote claims.
 
 pub mod clock;
 pub mod config;
+pub mod security;
 pub mod store;
+pub mod transport;
 pub mod wal;
 
 pub use clock::{HlcClock, HlcTimestamp, VectorClock, VectorOrdering};

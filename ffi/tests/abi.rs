@@ -69,8 +69,12 @@ impl Rec {
             collection_len: self.collection.len(),
             doc_id: self.doc_id.as_ptr(),
             doc_id_len: self.doc_id.len(),
-            has_txn_id: self.i % 2 == 0,
-            txn_id: if self.i % 2 == 0 { self.i * 11 } else { 0 },
+            has_txn_id: self.i.is_multiple_of(2),
+            txn_id: if self.i.is_multiple_of(2) {
+                self.i * 11
+            } else {
+                0
+            },
             payload: if self.payload.is_empty() {
                 ptr::null()
             } else {

@@ -39,7 +39,11 @@ pub fn rec(i: u64) -> NewRecord {
         op,
         collection: format!("coll{}", i % 7),
         doc_id: format!("doc-{i}"),
-        txn_id: if i % 5 == 0 { Some(i * 3) } else { None },
+        txn_id: if i.is_multiple_of(5) {
+            Some(i * 3)
+        } else {
+            None
+        },
         payload: format!("payload {i} {}", "x".repeat((i % 50) as usize))
             .into_bytes()
             .into(),
