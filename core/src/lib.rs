@@ -5,11 +5,10 @@
 //! - [`clock`]: hybrid logical clocks and vector clocks.
 //! - [`config`]: `ReplicationConfig`, loaded from TOML and validated.
 //! - [`store`]: the embedded redb document store a standalone node applies records to.
-//! - [`transport`]: node-to-node framed RPC over TCP with mutual TLS 1.3.
-//! - [`security`]: node signing keys and signed, replay-checked vote claims.
 
 pub mod clock;
 pub mod config;
+pub mod consensus;
 pub mod security;
 pub mod store;
 pub mod transport;
