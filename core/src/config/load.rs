@@ -28,6 +28,8 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "replication_timeout_ms",
     "batch_size",
     "batch_timeout_ms",
+    "lag_alert_threshold_entries",
+    "lag_alert_threshold_ms",
     "wal_directory",
     "wal_segment_size_bytes",
     "wal_retention_segments",
@@ -90,6 +92,10 @@ pub(super) fn from_toml_str(text: &str) -> Result<ReplicationConfig, ConfigError
             "replication_timeout_ms" => l.set(name, value, &mut cfg.replication_timeout_ms, U64),
             "batch_size" => l.set(name, value, &mut cfg.batch_size, U64),
             "batch_timeout_ms" => l.set(name, value, &mut cfg.batch_timeout_ms, U64),
+            "lag_alert_threshold_entries" => {
+                l.set(name, value, &mut cfg.lag_alert_threshold_entries, U64)
+            }
+            "lag_alert_threshold_ms" => l.set(name, value, &mut cfg.lag_alert_threshold_ms, U64),
             "wal_directory" => l.set(name, value, &mut cfg.wal_directory, PATH),
             "wal_segment_size_bytes" => l.set(name, value, &mut cfg.wal_segment_size_bytes, U64),
             "wal_retention_segments" => l.set(name, value, &mut cfg.wal_retention_segments, U64),

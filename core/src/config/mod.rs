@@ -152,6 +152,15 @@ pub struct ReplicationConfig {
     /// latency for fewer, larger messages. 0 ships immediately.
     #[serde(default = "defaults::batch_timeout_ms")]
     pub batch_timeout_ms: u64,
+    /// The leader raises a lag alert for a follower more than this many entries behind its
+    /// last LSN. 0 turns the entry threshold off.
+    #[serde(default = "defaults::lag_alert_threshold_entries")]
+    pub lag_alert_threshold_entries: u64,
+    /// The leader raises a lag alert for a follower whose oldest missing entry has waited
+    /// longer than this. 0 turns the time threshold off; otherwise it must be at least
+    /// `heartbeat_interval_ms`, because lag is checked on the heartbeat cadence.
+    #[serde(default = "defaults::lag_alert_threshold_ms")]
+    pub lag_alert_threshold_ms: u64,
 
     /// Directory holding the WAL segments.
     #[serde(default = "defaults::wal_directory")]
@@ -241,6 +250,12 @@ mod defaults {
     pub(super) fn batch_timeout_ms() -> u64 {
         10
     }
+    pub(super) fn lag_alert_threshold_entries() -> u64 {
+        10_000
+    }
+    pub(super) fn lag_alert_threshold_ms() -> u64 {
+        5000
+    }
     pub(super) fn wal_directory() -> PathBuf {
         PathBuf::from("./wal")
     }
@@ -285,6 +300,8 @@ impl Default for ReplicationConfig {
             replication_timeout_ms: defaults::replication_timeout_ms(),
             batch_size: defaults::batch_size(),
             batch_timeout_ms: defaults::batch_timeout_ms(),
+            lag_alert_threshold_entries: defaults::lag_alert_threshold_entries(),
+            lag_alert_threshold_ms: defaults::lag_alert_threshold_ms(),
             wal_directory: defaults::wal_directory(),
             wal_segment_size_bytes: defaults::wal_segment_size_bytes(),
             wal_retention_segments: defaults::wal_retention_segments(),
@@ -522,6 +539,8 @@ mod tests {
             replication_timeout_ms: 4000,
             batch_size: 64,
             batch_timeout_ms: 5,
+            lag_alert_threshold_entries: 500,
+            lag_alert_threshold_ms: 1500,
             wal_directory: "/var/lib/repl/wal".into(),
             wal_segment_size_bytes: 16 * 1024 * 1024,
             wal_retention_segments: 12,
@@ -562,6 +581,8 @@ mod tests {
         assert_eq!(c.replication_timeout_ms, 10_000);
         assert_eq!(c.batch_size, 1000);
         assert_eq!(c.batch_timeout_ms, 10);
+        assert_eq!(c.lag_alert_threshold_entries, 10_000);
+        assert_eq!(c.lag_alert_threshold_ms, 5000);
         assert_eq!(c.wal_directory, PathBuf::from("./wal"));
         assert_eq!(c.wal_segment_size_bytes, 64 * 1024 * 1024);
         assert_eq!(c.wal_retention_segments, 0);

@@ -21,6 +21,7 @@ pub(super) fn problems(cfg: &ReplicationConfig, broken: &BTreeSet<String>) -> Ve
     };
     check_identity(cfg, &mut c);
     check_timing(cfg, &mut c);
+    check_lag_alert(cfg, &mut c);
     check_wal(cfg, &mut c);
     check_replication(cfg, &mut c);
     check_peers(cfg, &mut c);
@@ -105,6 +106,20 @@ fn check_timing(cfg: &ReplicationConfig, c: &mut Checker<'_>) {
                 "heartbeat_interval_ms ({hb}) must be smaller than election_timeout_min_ms \
                  ({min}), otherwise followers call elections between two heartbeats of a healthy \
                  leader; keep it at most a third of election_timeout_min_ms"
+            ),
+        );
+    }
+}
+
+fn check_lag_alert(cfg: &ReplicationConfig, c: &mut Checker<'_>) {
+    let (ms, hb) = (cfg.lag_alert_threshold_ms, cfg.heartbeat_interval_ms);
+    if c.ok(&["lag_alert_threshold_ms", "heartbeat_interval_ms"]) && ms > 0 && ms < hb {
+        c.report(
+            "lag_alert_threshold_ms",
+            format!(
+                "lag_alert_threshold_ms ({ms}) is below heartbeat_interval_ms ({hb}); lag is \
+                 checked on the heartbeat cadence, so set it to at least {hb}, or to 0 to turn the \
+                 time threshold off (the default is 5000)"
             ),
         );
     }
@@ -352,6 +367,13 @@ pub(super) fn warnings(cfg: &ReplicationConfig) -> Vec<String> {
             FAILOVER_TARGET_MS / 2
         ));
     }
+    if cfg.lag_alert_threshold_entries == 0 && cfg.lag_alert_threshold_ms == 0 {
+        out.push(
+            "lag_alert_threshold_entries = 0 and lag_alert_threshold_ms = 0: follower lag alerts \
+             are off"
+                .to_owned(),
+        );
+    }
     if cfg.wal_sync_on_commit && cfg.wal_sync_interval_ms > 0 {
         out.push(format!(
             "wal_sync_interval_ms = {} is ignored because wal_sync_on_commit = true",
@@ -456,6 +478,54 @@ mod tests {
         assert!(found[0]
             .message
             .contains("must be smaller than election_timeout_min_ms (3000)"));
+    }
+
+    #[test]
+    fn lag_alert_thresholds() {
+        let below_heartbeat = ReplicationConfig {
+            lag_alert_threshold_ms: 999,
+            ..ReplicationConfig::default()
+        };
+        let found = problems(&below_heartbeat, &BTreeSet::new());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].field, "lag_alert_threshold_ms");
+        assert!(
+            found[0].message.contains("at least 1000"),
+            "{}",
+            found[0].message
+        );
+        let at_heartbeat = ReplicationConfig {
+            lag_alert_threshold_ms: 1000,
+            ..ReplicationConfig::default()
+        };
+        assert!(fields(&at_heartbeat).is_empty());
+        // 0 turns a threshold off; both off is legal but warned about.
+        let time_off = ReplicationConfig {
+            lag_alert_threshold_ms: 0,
+            ..ReplicationConfig::default()
+        };
+        assert!(fields(&time_off).is_empty());
+        assert!(time_off.warnings().is_empty());
+        let all_off = ReplicationConfig {
+            lag_alert_threshold_entries: 0,
+            ..time_off
+        };
+        assert!(all_off.validate().is_ok());
+        assert_eq!(all_off.warnings().len(), 1);
+        assert!(all_off.warnings()[0].contains("lag alerts are off"));
+        let doc = "node_id = 1\nlag_alert_threshold_entries = 20\nlag_alert_threshold_ms = 0\n";
+        let loaded = ReplicationConfig::from_toml_str(doc).unwrap();
+        assert_eq!(
+            (
+                loaded.lag_alert_threshold_entries,
+                loaded.lag_alert_threshold_ms
+            ),
+            (20, 0)
+        );
+        let err = ReplicationConfig::from_toml_str("node_id = 1\nlag_alert_threshold_ms = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lag_alert_threshold_ms (line 2)"), "{err}");
     }
 
     #[test]

@@ -33,6 +33,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
+use super::health::{record_bytes, AppendTracker};
 use super::state_file;
 use super::types::{
     log_id, ClientWrite, Entry, EntryPayload, LogId, Vote, C, OP_BLANK, OP_MEMBERSHIP,
@@ -64,6 +65,9 @@ struct Shared {
     /// Proposals of this node waiting for their entry to be durable (the ASYNC ack), by request
     /// id. A slot learns its log id in `append`; truncation removes the slots it discards.
     acks: Mutex<HashMap<u64, AckSlot>>,
+    /// When each recent entry was appended and how many bytes it holds (follower lag; see
+    /// `health.rs`).
+    appends: Arc<AppendTracker>,
 }
 
 struct AckSlot {
@@ -138,6 +142,7 @@ impl WalLogStore {
             flush_tx: Mutex::new(Some(tx)),
             flusher: Mutex::new(None),
             acks: Mutex::new(HashMap::new()),
+            appends: Arc::new(AppendTracker::new()),
         });
         let weak = Arc::downgrade(&shared);
         let wal = shared.wal.clone();
@@ -161,6 +166,11 @@ impl WalLogStore {
     /// Id of the last log entry (or of the last purged one when the log is empty).
     pub fn last_log_id(&self) -> Option<LogId> {
         self.shared.meta.lock().last
+    }
+
+    /// Append times and sizes of recent entries (for follower lag).
+    pub(crate) fn appends(&self) -> &Arc<AppendTracker> {
+        &self.shared.appends
     }
 
     /// Registers a proposal: the receiver gets the entry's log id once it is durable in this
@@ -420,6 +430,7 @@ impl RaftLogStorage<C> for WalLogStore {
         let mut acks = Vec::new();
         let mut first = None;
         let mut last = None;
+        let mut bytes = 0;
         for e in entries {
             if e.log_id.index == 0 {
                 let dir = self.shared.state_dir.clone();
@@ -430,7 +441,9 @@ impl RaftLogStorage<C> for WalLogStore {
                 m.last = Some(e.log_id);
                 continue;
             }
-            records.push(entry_to_record(&e)?);
+            let rec = entry_to_record(&e)?;
+            bytes += record_bytes(&rec);
+            records.push(rec);
             if let EntryPayload::Write(w) = &e.payload {
                 if w.request_id != 0 {
                     acks.push((w.request_id, e.log_id));
@@ -451,6 +464,7 @@ impl RaftLogStorage<C> for WalLogStore {
             let _span = tracing::debug_span!("raft_log_append", first, last = last.index).entered();
             wal.append_batch(&records).map_err(io_err)?;
             self.shared.meta.lock().last = Some(last);
+            self.shared.appends.record(first, last.index, bytes);
             let mut slots = self.shared.acks.lock();
             for (rid, lid) in &acks {
                 if let Some(slot) = slots.get_mut(rid) {
@@ -481,6 +495,7 @@ impl RaftLogStorage<C> for WalLogStore {
             self.shared.meta.lock().entry0 = None;
         }
         self.shared.meta.lock().last = last_log_id.or(purged);
+        self.shared.appends.truncate_after(keep);
         self.shared
             .acks
             .lock()

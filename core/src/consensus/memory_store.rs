@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::state_machine::{AppliedEntry, ApplyError, ApplyHandler};
@@ -19,7 +20,7 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct MemState {
-    data: BTreeMap<(String, String), Vec<u8>>,
+    data: BTreeMap<(String, String), Bytes>,
     last_lsn: Lsn,
     applied: u64,
 }
@@ -31,7 +32,7 @@ impl MemoryStore {
 
     pub fn get(&self, collection: &str, doc_id: &str) -> Option<Vec<u8>> {
         let key = (collection.to_string(), doc_id.to_string());
-        self.state.lock().data.get(&key).cloned()
+        self.state.lock().data.get(&key).map(|b| b.to_vec())
     }
 
     pub fn len(&self) -> usize {
@@ -79,7 +80,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 // Format: MemoryStore snapshot (little-endian)
 //   u64 last applied LSN, u64 document count N, then N times:
 //   u64 len + collection bytes, u64 len + document id bytes, u64 len + payload bytes
-fn encode_map(data: &BTreeMap<(String, String), Vec<u8>>, out: &mut Vec<u8>) {
+fn encode_map(data: &BTreeMap<(String, String), Bytes>, out: &mut Vec<u8>) {
     out.extend_from_slice(&(data.len() as u64).to_le_bytes());
     for ((c, d), p) in data {
         put_bytes(out, c.as_bytes());
@@ -124,7 +125,7 @@ impl ApplyHandler for MemoryStore {
         let key = (e.collection.to_string(), e.doc_id.to_string());
         match e.op {
             Operation::Insert | Operation::Update => {
-                state.data.insert(key, e.payload.to_vec());
+                state.data.insert(key, Bytes::copy_from_slice(e.payload));
             }
             Operation::Delete => {
                 state.data.remove(&key);
@@ -143,6 +144,11 @@ impl ApplyHandler for MemoryStore {
         Ok(out)
     }
 
+    fn read(&self, collection: &str, doc_id: &str) -> Result<Option<Bytes>, ApplyError> {
+        let key = (collection.to_string(), doc_id.to_string());
+        Ok(self.state.lock().data.get(&key).cloned())
+    }
+
     fn restore(&self, bytes: &[u8]) -> Result<(), ApplyError> {
         let mut cur = Cursor(bytes);
         let last_lsn = cur.u64()?;
@@ -151,7 +157,7 @@ impl ApplyHandler for MemoryStore {
         for _ in 0..n {
             let c = cur.string()?;
             let d = cur.string()?;
-            data.insert((c, d), cur.bytes()?);
+            data.insert((c, d), Bytes::from(cur.bytes()?));
         }
         let mut state = self.state.lock();
         state.data = data;
@@ -188,6 +194,8 @@ mod tests {
         a.apply(&entry(1, Operation::Insert, "x", b"1")).unwrap();
         assert_eq!(a.get("c", "x"), None);
         assert_eq!(a.get("c", "y").as_deref(), Some(&b"2"[..]));
+        assert_eq!(a.read("c", "y").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(a.read("c", "x").unwrap(), None);
         let b = MemoryStore::new();
         assert_ne!(a.content_hash(), b.content_hash());
         b.restore(&a.snapshot().unwrap()).unwrap();

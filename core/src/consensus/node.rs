@@ -11,6 +11,9 @@
 //! [`ConsensusError::NotDurable`] when it certainly never entered the log (safe to retry) or
 //! [`ConsensusError::Unknown`] when it did and may still commit (a retry needs deduplication).
 //!
+//! Reads are in `reads.rs` ([`ReplicationNode::read`]), follower health and the lag alert in
+//! `health.rs`.
+//!
 //! Safety choices: pre-vote is on; leader restore is off (a restarted leader must win an election
 //! like anyone else, because the state machine re-derives its state from the log on start).
 
@@ -23,11 +26,13 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardReason};
 use openraft::impls::ProgressResponder;
 use openraft::network::{NetSnapshot, RaftNetworkFactory};
-use openraft::{Instant as _, RaftMetrics, ServerState};
+use openraft::{RaftMetrics, ServerState};
 use parking_lot::RwLock;
 use tokio::time::Instant;
 
+use super::health::{self, FollowerStatus, Health, LagAlert, LagAlertCounts, LagThresholds};
 use super::log_store::WalLogStore;
+use super::reads::{ReadCounters, ReadStats};
 use super::state_machine::{ApplyHandler, StateMachine};
 use super::types::{
     ClientWrite, ConsensusRaft, LogId, NodeInfo, SnapshotData, C, RESERVED_OP_FIRST,
@@ -62,6 +67,21 @@ pub enum ConsensusError {
     NotLeader { leader: Option<NodeId> },
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A bounded-staleness read could not be served within its bound. `staleness` is how far
+    /// behind the leader this node is known to be, `None` if it knows of no leader.
+    #[error("this node's state is too stale for the read: {}, the bound is {bound:?}; read \
+             from the leader or allow more staleness", staleness.map(|s| format!("{s:?} behind the leader")).unwrap_or_else(|| "no contact with a leader".into()))]
+    Stale {
+        staleness: Option<Duration>,
+        bound: Duration,
+    },
+    /// A linearizable read on a leader that could not confirm its leadership with a quorum
+    /// (its lease lapsed and a quorum did not answer in time). Nothing was read.
+    #[error(
+        "this leader could not confirm its leadership with a quorum ({0}); the read was \
+             refused rather than risk stale data; retry, possibly on another node"
+    )]
+    QuorumUnavailable(String),
     #[error("timed out after {0:?}: {1}")]
     Timeout(Duration, String),
     #[error("storage error: {0}")]
@@ -93,19 +113,6 @@ pub struct AckPolicy {
     pub min_sync_replicas: u32,
 }
 
-/// Replication progress of one follower or learner, as the leader sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FollowerStatus {
-    pub id: NodeId,
-    pub voter: bool,
-    /// Highest LSN known to be durable on that node and equal to the leader's.
-    pub matched_lsn: Option<Lsn>,
-    /// Entries the node is behind the leader's last LSN.
-    pub lag_entries: u64,
-    /// Time since the send of the latest RPC the node acknowledged.
-    pub last_ack: Option<Duration>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
     pub id: NodeId,
@@ -120,8 +127,12 @@ pub struct NodeStatus {
     pub voters: BTreeSet<NodeId>,
     pub learners: BTreeSet<NodeId>,
     pub policy: AckPolicy,
-    /// Empty unless this node is the leader.
+    /// Health of every follower and learner. Empty unless this node is the leader.
     pub followers: Vec<FollowerStatus>,
+    /// Read counters (see [`ReplicationNode::read`]).
+    pub reads: ReadStats,
+    /// Lag alert events (see [`ReplicationNode::on_lag_alert`]).
+    pub lag_alerts: LagAlertCounts,
 }
 
 /// What `start_election` did.
@@ -135,13 +146,25 @@ pub enum ElectionStart {
 
 /// One member of a replication cluster. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct ReplicationNode {
-    id: NodeId,
-    raft: ConsensusRaft,
+    pub(super) id: NodeId,
+    pub(super) raft: ConsensusRaft,
     log: WalLogStore,
+    pub(super) handler: Arc<dyn ApplyHandler>,
     policy: RwLock<AckPolicy>,
-    timeout: Duration,
+    pub(super) timeout: Duration,
+    /// The leader lease (`election_timeout_max`).
+    pub(super) lease: Duration,
     hlc: HlcClock,
     next_request: AtomicU64,
+    pub(super) reads: ReadCounters,
+    health: Arc<Health>,
+    monitor: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ReplicationNode {
+    fn drop(&mut self) {
+        self.monitor.abort();
+    }
 }
 
 fn check_policy(p: AckPolicy) -> Result<(), ConsensusError> {
@@ -203,7 +226,7 @@ impl ReplicationNode {
         let wal = Wal::open(opts).map_err(|e| ConsensusError::Storage(e.to_string()))?;
         let log = WalLogStore::open(wal, &state_dir)
             .map_err(|e| ConsensusError::Storage(e.to_string()))?;
-        let sm = StateMachine::open(apply, &state_dir)
+        let sm = StateMachine::open(apply.clone(), &state_dir)
             .map_err(|e| ConsensusError::Storage(e.to_string()))?;
         let raft = ConsensusRaft::new(
             config.node_id,
@@ -214,11 +237,27 @@ impl ReplicationNode {
         )
         .await
         .map_err(raft_err)?;
+        let health = Arc::new(Health::new(
+            config.node_id,
+            LagThresholds {
+                entries: config.lag_alert_threshold_entries,
+                ms: config.lag_alert_threshold_ms,
+            },
+            log.appends().clone(),
+        ));
+        // Half a heartbeat interval: an alert fires well within two intervals of the crossing.
+        let period = (config.heartbeat_interval() / 2).max(Duration::from_millis(1));
+        let monitor = tokio::spawn(health::monitor(health.clone(), raft.clone(), period));
         tracing::info!(node = config.node_id, mode = %config.mode, "replication node started");
         Ok(ReplicationNode {
             id: config.node_id,
             raft,
             log,
+            handler: apply,
+            lease: Duration::from_millis(config.election_timeout_max_ms),
+            reads: ReadCounters::default(),
+            health,
+            monitor,
             policy: RwLock::new(AckPolicy {
                 mode: config.mode,
                 min_sync_replicas: config.min_sync_replicas,
@@ -482,25 +521,8 @@ impl ReplicationNode {
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
-        let last = m.last_log_index.unwrap_or(0);
-        let mut followers = Vec::new();
-        if let Some(repl) = &m.replication {
-            for (id, matched) in repl.iter().filter(|(id, _)| **id != self.id) {
-                let matched_lsn = matched.map(|l| l.index);
-                let last_ack = m
-                    .heartbeat
-                    .as_ref()
-                    .and_then(|h| h.get(id).copied().flatten())
-                    .map(|t| t.elapsed());
-                followers.push(FollowerStatus {
-                    id: *id,
-                    voter: voters.contains(id),
-                    matched_lsn,
-                    lag_entries: last.saturating_sub(matched_lsn.unwrap_or(0)),
-                    last_ack,
-                });
-            }
-        }
+        let followers =
+            health::follower_health(&m, self.id, self.log.appends(), &self.health.alerted());
         NodeStatus {
             id: self.id,
             role: role_of(m.state),
@@ -514,7 +536,16 @@ impl ReplicationNode {
             learners,
             policy: self.policy(),
             followers,
+            reads: self.reads.snapshot(),
+            lag_alerts: self.health.counts(),
         }
+    }
+
+    /// Registers `callback` for lag alert events (see [`health`](super::health)). It runs on a
+    /// tokio worker thread of the node's monitor task, with no lock held: it may call this
+    /// node's non-async methods, but must not block (hand slow work to another task).
+    pub fn on_lag_alert(&self, callback: impl Fn(&LagAlert) + Send + Sync + 'static) {
+        self.health.add_callback(Arc::new(callback));
     }
 
     /// For an operator or HA watchdog. On the leader: hand leadership to the most caught-up
@@ -593,6 +624,7 @@ impl ReplicationNode {
 
     /// Stops the node and closes its WAL (after a final sync).
     pub async fn shutdown(&self) -> Result<(), ConsensusError> {
+        self.monitor.abort();
         self.raft.shutdown().await.map_err(raft_err)?;
         let log = self.log.clone();
         tokio::task::spawn_blocking(move || log.close())

@@ -19,6 +19,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -49,7 +50,7 @@ pub struct AppliedEntry<'a> {
     pub payload: &'a [u8],
 }
 
-/// The host could not apply an entry, or take or restore a snapshot.
+/// The host could not apply an entry, take or restore a snapshot, or read.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ApplyError(pub String);
@@ -65,6 +66,17 @@ pub trait ApplyHandler: Send + Sync + 'static {
     fn snapshot(&self) -> Result<Vec<u8>, ApplyError>;
     /// Replaces the whole state with a snapshot made by `snapshot` (possibly on another node).
     fn restore(&self, data: &[u8]) -> Result<(), ApplyError>;
+    /// The read side: the current payload of a document, or `None` if it does not exist.
+    /// Reflects at least every entry whose `apply` has returned. Called concurrently with
+    /// `apply`, from any thread ([`ReplicationNode::read`](super::ReplicationNode::read) decides
+    /// *when* a read may run; this only has to read). A store that cannot serve reads keeps this
+    /// default, and reads through the node fail with that message.
+    fn read(&self, collection: &str, doc_id: &str) -> Result<Option<Bytes>, ApplyError> {
+        let _ = (collection, doc_id);
+        Err(ApplyError(
+            "this state machine does not serve reads; implement ApplyHandler::read".into(),
+        ))
+    }
 }
 
 /// `RaftStateMachine` over an [`ApplyHandler`]. Cloneable; clones share state.

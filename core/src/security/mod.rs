@@ -18,8 +18,8 @@ use std::path::Path;
 pub use error::SecurityError;
 pub use node_key::{NodeKey, NodePublicKey};
 pub use vote_signing::{
-    SignedVote, VoteClaim, VoteMetrics, VoteMetricsSnapshot, VoteOutcome, VoteSignature,
-    VoteSigner, VoteVerifier,
+    ClaimLogId, SignedVote, VoteClaim, VoteMetrics, VoteMetricsSnapshot, VoteOutcome,
+    VoteSignature, VoteSigner, VoteVerifier,
 };
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new content:

@@ -1,8 +1,15 @@
 //! Signed vote and pre-vote requests.
 //!
-//! A candidate signs a [`VoteClaim`] (term, candidate id, last log id, nonce, pre-vote flag)
-//! with its [`NodeKey`]; every voter checks the signature against the candidate's configured
-//! public key and refuses replays before Raft sees the request.
+//! A candidate signs a [`VoteClaim`] (term, candidate id, last log id, nonce, pre-vote and
+//! leadership-transfer flags) with its [`NodeKey`]; every voter checks the signature against the
+//! candidate's configured public key and refuses replays before Raft sees the request. The claim
+//! is a lossless image of openraft's `VoteRequest` plus the nonce and the kind, so a voter can
+//! rebuild it from the request it received and nothing in the request is left unsigned.
+//!
+//! Why `leadership_transfer` is signed: openraft skips both lease checks (the follower's lease
+//! and the leader's quorum lease) for a vote that says it is a leadership transfer, so a transfer
+//! vote could depose a healthy leader. Why the kind (`pre_vote`) is signed: a pre-vote signature
+//! must not be usable as a real vote.
 //!
 //! Replay rule. Each candidate's claims carry a nonce that its [`VoteSigner`] makes strictly
 //! increasing (nanoseconds since the Unix epoch, bumped past the previous nonce when the
@@ -24,7 +31,8 @@
 //!
 //! What a signature does not say: it does not bind the claim to one voter, so the same signed
 //! claim may be broadcast to all voters (each accepts it once). The consensus layer must still
-//! check that the TLS peer's node id matches `candidate` ([`crate::transport::PeerInfo`]).
+//! check that the TLS peer's node id matches `candidate` ([`crate::transport::PeerInfo`]) and
+//! count a mismatch with [`VoteVerifier::record_rejection`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,42 +47,95 @@ use super::node_key::{NodeKey, NodePublicKey};
 use crate::NodeId;
 
 /// Domain separation: a signature over these bytes can never be mistaken for a signature over
-/// any other message this system signs, now or later (other messages use other prefixes).
-pub const VOTE_CLAIM_DOMAIN: &[u8; 24] = b"replication/vote-claim/1";
+/// any other message this system signs, now or later (other messages use other prefixes). The
+/// version moved to 2 when the leadership-transfer flag and the full last log id were added, so
+/// a version-1 signature never verifies as a version-2 claim.
+pub const VOTE_CLAIM_DOMAIN: &[u8; 24] = b"replication/vote-claim/2";
 /// Length of [`VoteClaim::signing_bytes`].
-pub const VOTE_CLAIM_SIGNING_LEN: usize = VOTE_CLAIM_DOMAIN.len() + 5 * 8 + 1;
+pub const VOTE_CLAIM_SIGNING_LEN: usize = VOTE_CLAIM_DOMAIN.len() + 6 * 8 + 1;
+
+const FLAG_PRE_VOTE: u8 = 1 << 0;
+const FLAG_LEADERSHIP_TRANSFER: u8 = 1 << 1;
+const FLAG_HAS_LAST_LOG: u8 = 1 << 2;
+const FLAG_VOTE_COMMITTED: u8 = 1 << 3;
+
+/// A log id as a vote claim names it: the term and node id of the leader that proposed the
+/// entry, and its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClaimLogId {
+    pub term: u64,
+    pub leader: NodeId,
+    pub index: u64,
+}
 
 /// What a candidate asserts when it asks for a vote or a pre-vote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VoteClaim {
     pub term: u64,
     pub candidate: NodeId,
-    pub last_log_term: u64,
-    pub last_log_index: u64,
+    /// The candidate's last log id; `None` for an empty log.
+    pub last_log: Option<ClaimLogId>,
     /// Strictly increasing per candidate; see the module docs.
     pub nonce: u64,
     pub pre_vote: bool,
+    /// The candidate campaigns because the leader handed leadership to it; voters then skip
+    /// their lease checks.
+    pub leadership_transfer: bool,
+    /// The `committed` bit of the vote in the request (false for every real candidate; signed
+    /// so that no bit of the request is left out).
+    pub vote_committed: bool,
 }
 
 impl VoteClaim {
+    /// A vote (not pre-vote, not transfer) claim with nonce 0; see [`VoteSigner::sign_fresh`].
+    pub fn new(term: u64, candidate: NodeId, last_log: Option<ClaimLogId>) -> VoteClaim {
+        VoteClaim {
+            term,
+            candidate,
+            last_log,
+            nonce: 0,
+            pre_vote: false,
+            leadership_transfer: false,
+            vote_committed: false,
+        }
+    }
+
+    pub fn with_pre_vote(mut self, pre_vote: bool) -> VoteClaim {
+        self.pre_vote = pre_vote;
+        self
+    }
+
+    pub fn with_leadership_transfer(mut self, transfer: bool) -> VoteClaim {
+        self.leadership_transfer = transfer;
+        self
+    }
+
     /// The exact bytes that are signed.
-    // Format: vote claim signing input (65 bytes, integers little-endian)
-    //   0  [u8; 24] domain "replication/vote-claim/1"
+    // Format: vote claim signing input (73 bytes, integers little-endian)
+    //   0  [u8; 24] domain "replication/vote-claim/2"
     //  24  u64      term
     //  32  u64      candidate node id
-    //  40  u64      last log term
-    //  48  u64      last log index
-    //  56  u64      nonce
-    //  64  u8       1 for a pre-vote, 0 for a vote
+    //  40  u64      last log id: term of its leader (0 when absent)
+    //  48  u64      last log id: node id of its leader (0 when absent)
+    //  56  u64      last log id: index (0 when absent)
+    //  64  u64      nonce
+    //  72  u8       flags: bit 0 pre-vote, bit 1 leadership transfer, bit 2 last log id
+    //               present, bit 3 vote committed; bits 4..8 zero
     pub fn signing_bytes(&self) -> [u8; VOTE_CLAIM_SIGNING_LEN] {
         let mut b = [0u8; VOTE_CLAIM_SIGNING_LEN];
         let d = VOTE_CLAIM_DOMAIN.len();
         b[..d].copy_from_slice(VOTE_CLAIM_DOMAIN);
+        let last = self.last_log.unwrap_or(ClaimLogId {
+            term: 0,
+            leader: 0,
+            index: 0,
+        });
         for (i, v) in [
             self.term,
             self.candidate,
-            self.last_log_term,
-            self.last_log_index,
+            last.term,
+            last.leader,
+            last.index,
             self.nonce,
         ]
         .into_iter()
@@ -82,7 +143,18 @@ impl VoteClaim {
         {
             b[d + 8 * i..d + 8 * (i + 1)].copy_from_slice(&v.to_le_bytes());
         }
-        b[d + 40] = u8::from(self.pre_vote);
+        let mut flags = 0u8;
+        for (on, bit) in [
+            (self.pre_vote, FLAG_PRE_VOTE),
+            (self.leadership_transfer, FLAG_LEADERSHIP_TRANSFER),
+            (self.last_log.is_some(), FLAG_HAS_LAST_LOG),
+            (self.vote_committed, FLAG_VOTE_COMMITTED),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        b[d + 48] = flags;
         b
     }
 }
@@ -173,22 +245,11 @@ impl VoteSigner {
         VoteSignature(self.key.sign_bytes(&claim.signing_bytes()))
     }
 
-    /// Builds a claim for this node with a fresh nonce and signs it.
-    pub fn signed_claim(
-        &self,
-        term: u64,
-        last_log_term: u64,
-        last_log_index: u64,
-        pre_vote: bool,
-    ) -> SignedVote {
-        let claim = VoteClaim {
-            term,
-            candidate: self.node_id,
-            last_log_term,
-            last_log_index,
-            nonce: self.next_nonce(),
-            pre_vote,
-        };
+    /// Signs `claim` as this node's, with a fresh nonce (overwriting `claim.nonce` and
+    /// `claim.candidate`). Call once per transmission.
+    pub fn sign_fresh(&self, mut claim: VoteClaim) -> SignedVote {
+        claim.candidate = self.node_id;
+        claim.nonce = self.next_nonce();
         SignedVote {
             claim,
             signature: Some(self.sign(&claim)),
@@ -208,6 +269,9 @@ pub enum VoteOutcome {
     Replayed,
     /// No public key is configured for the claimed candidate.
     UnknownNode,
+    /// The connection's authenticated node id (TLS certificate) is not the claimed candidate.
+    /// Decided by the transport layer, recorded with [`VoteVerifier::record_rejection`].
+    IdentityMismatch,
 }
 
 impl VoteOutcome {
@@ -223,6 +287,7 @@ impl VoteOutcome {
             VoteOutcome::BadSignature => "bad_signature",
             VoteOutcome::Replayed => "replayed",
             VoteOutcome::UnknownNode => "unknown_node",
+            VoteOutcome::IdentityMismatch => "identity_mismatch",
         }
     }
 }
@@ -235,6 +300,7 @@ pub struct VoteMetrics {
     pub bad_signature: AtomicU64,
     pub replayed: AtomicU64,
     pub unknown_node: AtomicU64,
+    pub identity_mismatch: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -244,11 +310,16 @@ pub struct VoteMetricsSnapshot {
     pub bad_signature: u64,
     pub replayed: u64,
     pub unknown_node: u64,
+    pub identity_mismatch: u64,
 }
 
 impl VoteMetricsSnapshot {
     pub fn rejected(&self) -> u64 {
-        self.unsigned + self.bad_signature + self.replayed + self.unknown_node
+        self.unsigned
+            + self.bad_signature
+            + self.replayed
+            + self.unknown_node
+            + self.identity_mismatch
     }
 }
 
@@ -260,6 +331,7 @@ impl VoteMetrics {
             VoteOutcome::BadSignature => &self.bad_signature,
             VoteOutcome::Replayed => &self.replayed,
             VoteOutcome::UnknownNode => &self.unknown_node,
+            VoteOutcome::IdentityMismatch => &self.identity_mismatch,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -271,6 +343,7 @@ impl VoteMetrics {
             bad_signature: self.bad_signature.load(Ordering::Relaxed),
             replayed: self.replayed.load(Ordering::Relaxed),
             unknown_node: self.unknown_node.load(Ordering::Relaxed),
+            identity_mismatch: self.identity_mismatch.load(Ordering::Relaxed),
         }
     }
 }
@@ -315,16 +388,20 @@ impl VoteVerifier {
         let outcome = self.check(vote);
         self.metrics.record(outcome);
         if !outcome.is_valid() {
-            tracing::warn!(
-                candidate = vote.claim.candidate,
-                term = vote.claim.term,
-                nonce = vote.claim.nonce,
-                pre_vote = vote.claim.pre_vote,
-                outcome = outcome.as_str(),
-                "rejected vote request"
-            );
+            log_rejection(vote, outcome);
         }
         outcome
+    }
+
+    /// Counts and logs a rejection decided outside this verifier (by the transport, e.g.
+    /// [`VoteOutcome::IdentityMismatch`]) without touching the replay state. A `Valid`
+    /// outcome is ignored: only [`VoteVerifier::verify`] may accept a claim.
+    pub fn record_rejection(&self, vote: &SignedVote, outcome: VoteOutcome) {
+        if outcome.is_valid() {
+            return;
+        }
+        self.metrics.record(outcome);
+        log_rejection(vote, outcome);
     }
 
     fn check(&self, vote: &SignedVote) -> VoteOutcome {
@@ -359,9 +436,40 @@ impl VoteVerifier {
     }
 }
 
+fn log_rejection(vote: &SignedVote, outcome: VoteOutcome) {
+    tracing::warn!(
+        candidate = vote.claim.candidate,
+        term = vote.claim.term,
+        nonce = vote.claim.nonce,
+        pre_vote = vote.claim.pre_vote,
+        leadership_transfer = vote.claim.leadership_transfer,
+        outcome = outcome.as_str(),
+        "rejected vote request"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn log(term: u64, index: u64) -> Option<ClaimLogId> {
+        Some(ClaimLogId {
+            term,
+            leader: 1,
+            index,
+        })
+    }
+
+    fn signed(
+        signer: &VoteSigner,
+        term: u64,
+        log_term: u64,
+        log_index: u64,
+        pre_vote: bool,
+    ) -> SignedVote {
+        let claim = VoteClaim::new(term, signer.node_id(), log(log_term, log_index));
+        signer.sign_fresh(claim.with_pre_vote(pre_vote))
+    }
 
     fn setup() -> (VoteSigner, VoteVerifier) {
         let signer = VoteSigner::new(2, NodeKey::from_seed([2u8; 32]));
@@ -375,7 +483,7 @@ mod tests {
     #[test]
     fn valid_claim_is_accepted_and_counted() {
         let (signer, verifier) = setup();
-        let vote = signer.signed_claim(5, 4, 100, false);
+        let vote = signed(&signer, 5, 4, 100, false);
         assert_eq!(verifier.verify(&vote), VoteOutcome::Valid);
         let m = verifier.metrics().snapshot();
         assert_eq!(m.valid, 1);
@@ -385,13 +493,17 @@ mod tests {
     #[test]
     fn every_tampered_field_breaks_the_signature() {
         let (signer, verifier) = setup();
-        let vote = signer.signed_claim(5, 4, 100, true);
-        let tamperings: [fn(&mut VoteClaim); 5] = [
+        let vote = signed(&signer, 5, 4, 100, true);
+        let tamperings: [fn(&mut VoteClaim); 9] = [
             |c| c.term += 1,
-            |c| c.last_log_term += 1,
-            |c| c.last_log_index += 1,
+            |c| c.last_log.as_mut().unwrap().term += 1,
+            |c| c.last_log.as_mut().unwrap().leader += 1,
+            |c| c.last_log.as_mut().unwrap().index += 1,
+            |c| c.last_log = None,
             |c| c.nonce += 1,
             |c| c.pre_vote = !c.pre_vote,
+            |c| c.leadership_transfer = !c.leadership_transfer,
+            |c| c.vote_committed = !c.vote_committed,
         ];
         for tamper in tamperings {
             let mut forged = vote;
@@ -408,7 +520,7 @@ mod tests {
         sig.0[10] ^= 0x01;
         forged.signature = Some(sig);
         assert_eq!(verifier.verify(&forged), VoteOutcome::BadSignature);
-        assert_eq!(verifier.metrics().snapshot().bad_signature, 7);
+        assert_eq!(verifier.metrics().snapshot().bad_signature, 11);
         // The untouched original still verifies: failures did not poison the replay state.
         assert_eq!(verifier.verify(&vote), VoteOutcome::Valid);
     }
@@ -417,15 +529,15 @@ mod tests {
     fn signature_by_the_wrong_key_is_refused() {
         let (_, verifier) = setup();
         let impostor = VoteSigner::new(2, NodeKey::from_seed([9u8; 32]));
-        let vote = impostor.signed_claim(5, 4, 100, false);
+        let vote = signed(&impostor, 5, 4, 100, false);
         assert_eq!(verifier.verify(&vote), VoteOutcome::BadSignature);
     }
 
     #[test]
     fn replays_are_refused() {
         let (signer, verifier) = setup();
-        let first = signer.signed_claim(5, 4, 100, true);
-        let second = signer.signed_claim(5, 4, 100, false);
+        let first = signed(&signer, 5, 4, 100, true);
+        let second = signed(&signer, 5, 4, 100, false);
         assert!(second.claim.nonce > first.claim.nonce);
         assert_eq!(verifier.verify(&first), VoteOutcome::Valid);
         assert_eq!(verifier.verify(&first), VoteOutcome::Replayed);
@@ -441,12 +553,8 @@ mod tests {
         let (signer, verifier) = setup();
         let sign = |term, nonce| {
             let claim = VoteClaim {
-                term,
-                candidate: 2,
-                last_log_term: 1,
-                last_log_index: 1,
                 nonce,
-                pre_vote: false,
+                ..VoteClaim::new(term, 2, log(1, 1))
             };
             SignedVote {
                 claim,
@@ -468,11 +576,11 @@ mod tests {
         let (_, verifier) = setup();
         let stranger = VoteSigner::new(3, NodeKey::from_seed([3u8; 32]));
         assert_eq!(
-            verifier.verify(&stranger.signed_claim(1, 0, 0, false)),
+            verifier.verify(&signed(&stranger, 1, 0, 0, false)),
             VoteOutcome::UnknownNode
         );
         let (signer, _) = setup();
-        let mut unsigned = signer.signed_claim(1, 0, 0, false);
+        let mut unsigned = signed(&signer, 1, 0, 0, false);
         unsigned.signature = None;
         assert_eq!(verifier.verify(&unsigned), VoteOutcome::Unsigned);
         let m = verifier.metrics().snapshot();
@@ -480,12 +588,12 @@ mod tests {
         // Membership: adding node 3 makes its claims verifiable; removing node 2 does not.
         verifier.set_key(3, stranger.public_key());
         assert_eq!(
-            verifier.verify(&stranger.signed_claim(1, 0, 0, false)),
+            verifier.verify(&signed(&stranger, 1, 0, 0, false)),
             VoteOutcome::Valid
         );
         verifier.remove_node(2);
         assert_eq!(
-            verifier.verify(&signer.signed_claim(2, 0, 0, false)),
+            verifier.verify(&signed(&signer, 2, 0, 0, false)),
             VoteOutcome::UnknownNode
         );
     }
@@ -495,20 +603,52 @@ mod tests {
         let claim = VoteClaim {
             term: 0x0102,
             candidate: 3,
-            last_log_term: 4,
-            last_log_index: 5,
+            last_log: Some(ClaimLogId {
+                term: 4,
+                leader: 7,
+                index: 5,
+            }),
             nonce: 6,
             pre_vote: true,
+            leadership_transfer: true,
+            vote_committed: false,
         };
         let b = claim.signing_bytes();
-        assert_eq!(b.len(), 65);
-        assert_eq!(&b[..24], b"replication/vote-claim/1");
+        assert_eq!(b.len(), 73);
+        assert_eq!(&b[..24], b"replication/vote-claim/2");
         assert_eq!(&b[24..32], &0x0102u64.to_le_bytes());
         assert_eq!(&b[32..40], &3u64.to_le_bytes());
         assert_eq!(&b[40..48], &4u64.to_le_bytes());
-        assert_eq!(&b[48..56], &5u64.to_le_bytes());
-        assert_eq!(&b[56..64], &6u64.to_le_bytes());
-        assert_eq!(b[64], 1);
+        assert_eq!(&b[48..56], &7u64.to_le_bytes());
+        assert_eq!(&b[56..64], &5u64.to_le_bytes());
+        assert_eq!(&b[64..72], &6u64.to_le_bytes());
+        assert_eq!(b[72], 0b0111);
+        let empty = VoteClaim::new(1, 3, None).signing_bytes();
+        assert_eq!(&empty[40..64], &[0u8; 24]);
+        assert_eq!(empty[72], 0);
+        // "No last log id" and "log id (0, 0, 0)" sign differently.
+        let zero = VoteClaim::new(
+            1,
+            3,
+            Some(ClaimLogId {
+                term: 0,
+                leader: 0,
+                index: 0,
+            }),
+        );
+        assert_ne!(zero.signing_bytes(), empty);
+    }
+
+    #[test]
+    fn identity_rejections_are_counted_without_touching_replay_state() {
+        let (signer, verifier) = setup();
+        let vote = signed(&signer, 3, 1, 1, false);
+        verifier.record_rejection(&vote, VoteOutcome::IdentityMismatch);
+        verifier.record_rejection(&vote, VoteOutcome::Valid);
+        let m = verifier.metrics().snapshot();
+        assert_eq!((m.identity_mismatch, m.valid, m.rejected()), (1, 0, 1));
+        // The claim was never accepted, so it is still fresh.
+        assert_eq!(verifier.verify(&vote), VoteOutcome::Valid);
     }
 
     #[test]
@@ -525,7 +665,7 @@ mod tests {
     #[test]
     fn concurrent_deliveries_of_one_claim_accept_it_once() {
         let (signer, verifier) = setup();
-        let vote = signer.signed_claim(9, 1, 1, false);
+        let vote = signed(&signer, 9, 1, 1, false);
         let verifier = std::sync::Arc::new(verifier);
         let handles: Vec<_> = (0..8)
             .map(|_| {

@@ -1,0 +1,423 @@
+//! `replicad run` as a real child process on loopback: the client API, /v1/status, /metrics
+//! (checked by `promtool` when installed) and SIGKILL + restart on the same directory.
+//!
+//! The HTTP client is a few lines of HTTP/1.1 over `std::net::TcpStream` (`Connection:
+//! close`, read to EOF): enough for these requests, and it keeps an HTTP client stack out of
+//! the dependency tree.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const STARTUP: Duration = Duration::from_secs(30);
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {}: body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::io::Result<Reply> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Ok(Reply { status, body })
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&data[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+            .expect("chunk size");
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+}
+
+/// A running `replicad` child; killed with SIGKILL when dropped.
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Daemon {
+    fn start(config: &Path, log: &Path) -> Daemon {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_replicad"))
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--admin-addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn replicad");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(addr) = line.trim_end().split("http://").nth(1) else {
+            let _ = child.kill();
+            panic!(
+                "replicad did not announce its admin address (stdout: {line:?}); log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        };
+        let addr = addr.parse().expect("admin address");
+        Daemon { child, addr }
+    }
+
+    /// Polls /v1/status until this node leads and has applied `min_applied`.
+    fn wait_leader(&self, min_applied: u64) -> Value {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if let Ok(r) = http(self.addr, "GET", "/v1/status", b"") {
+                if r.status == 200 {
+                    let s = r.json();
+                    if s["role"] == "leader"
+                        && s["applied_lsn"].as_u64().unwrap_or(0) >= min_applied
+                    {
+                        return s;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not become a caught-up leader within {STARTUP:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the exit status (a clean stop flushes the store and closes the WAL).
+    fn sigterm(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+
+    fn sigkill(mut self) {
+        // `Child::kill` sends SIGKILL on Unix: no shutdown path runs.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fast timings so a restarted single node elects itself quickly (it must win an election:
+/// leader restore is off).
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("node.toml");
+    let text = format!(
+        "node_id = 1\n\
+         listen_address = \"127.0.0.1:0\"\n\
+         heartbeat_interval_ms = 50\n\
+         election_timeout_min_ms = 150\n\
+         election_timeout_max_ms = 300\n\
+         replication_timeout_ms = 5000\n\
+         wal_directory = {:?}\n",
+        dir.join("data")
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Pipes the exposition into `promtool check metrics`; `None` when promtool is not installed.
+fn promtool_check(text: &str) -> Option<(bool, String)> {
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), said))
+}
+
+/// The value of the sample of metric `name` that carries every label in `labels`
+/// (`key="value"` each; label order in the exposition is not fixed).
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|x| l.contains(x)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} with {labels:?} in:\n{text}"))
+}
+
+#[test]
+fn single_node_serves_writes_metrics_and_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let log = dir.path().join("replicad.log");
+    let d = Daemon::start(&config, &log);
+    let status = d.wait_leader(0);
+    assert_eq!(status["leader"], 1, "{status}");
+    assert_eq!(status["voters"], serde_json::json!([1]), "{status}");
+
+    // Put, read back, overwrite, delete.
+    let put = http(d.addr, "PUT", "/v1/docs/users/alice", br#"{"age":30}"#).unwrap();
+    assert_eq!(put.status, 200, "{}", put.text());
+    let lsn1 = put.json()["lsn"].as_u64().expect("lsn");
+    d.wait_leader(lsn1);
+    let got = http(d.addr, "GET", "/v1/docs/users/alice", b"").unwrap();
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, &br#"{"age":30}"#[..])
+    );
+
+    let put = http(d.addr, "PUT", "/v1/docs/users/bob?mode=ASYNC", b"b1").unwrap();
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert_eq!(put.json()["mode"], "ASYNC");
+    let del = http(d.addr, "DELETE", "/v1/docs/users/bob", b"").unwrap();
+    assert_eq!(del.status, 200, "{}", del.text());
+    let lsn_del = del.json()["lsn"].as_u64().unwrap();
+    assert!(lsn_del > lsn1);
+    d.wait_leader(lsn_del);
+    let gone = http(d.addr, "GET", "/v1/docs/users/bob", b"").unwrap();
+    assert_eq!(gone.status, 404);
+    assert!(gone.json()["error"].as_str().unwrap().contains("users/bob"));
+
+    // Errors: bad mode is a 400; SEMI_SYNC needs a follower a single node lacks: 503, not durable.
+    let bad = http(d.addr, "PUT", "/v1/docs/users/x?mode=FAST", b"x").unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.json()["error"].as_str().unwrap().contains("SEMI_SYNC"));
+    let semi = http(d.addr, "PUT", "/v1/docs/users/x?mode=SEMI_SYNC", b"x").unwrap();
+    assert_eq!(semi.status, 503, "{}", semi.text());
+    assert_eq!(semi.json()["leader"], 1);
+    let lost = http(d.addr, "GET", "/v1/docs/users/x", b"").unwrap();
+    assert_eq!(lost.status, 404, "a refused write must not be applied");
+    assert_eq!(http(d.addr, "GET", "/v2/nothing", b"").unwrap().status, 404);
+
+    // Metrics: the values agree with what happened, and promtool accepts the text.
+    let m = http(d.addr, "GET", "/metrics", b"").unwrap();
+    assert_eq!(m.status, 200);
+    let text = m.text();
+    assert_eq!(sample(&text, "replicad_role", &["role=\"leader\""]), 1.0);
+    assert_eq!(sample(&text, "replicad_role", &["role=\"follower\""]), 0.0);
+    assert!(sample(&text, "replicad_term", &["node=\"1\""]) >= 1.0);
+    assert!(sample(&text, "replicad_applied_lsn", &["node=\"1\""]) >= lsn_del as f64);
+    assert!(sample(&text, "replicad_commit_lsn", &["node=\"1\""]) >= lsn_del as f64);
+    assert_eq!(
+        sample(
+            &text,
+            "replicad_writes_total",
+            &["mode=\"ASYNC\"", "node=\"1\"", "result=\"ok\""]
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "replicad_writes_total",
+            &["mode=\"SEMI_SYNC\"", "node=\"1\"", "result=\"not_durable\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "replicad_write_latency_seconds_count",
+            &["mode=\"ASYNC\""]
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "replicad_rejected_votes_total",
+            &["reason=\"bad_signature\""]
+        ),
+        0.0
+    );
+    match promtool_check(&text) {
+        Some((ok, said)) => {
+            assert!(ok, "promtool check metrics failed:\n{said}\n{text}");
+            eprintln!("promtool check metrics: passed");
+        }
+        None => eprintln!(
+            "note: promtool is not installed (Debian package `prometheus`); \
+             skipped `promtool check metrics`"
+        ),
+    }
+
+    // SIGKILL, restart on the same directory: the data is still there.
+    d.sigkill();
+    let d = Daemon::start(&config, &log);
+    let status = d.wait_leader(lsn_del);
+    assert!(
+        status["term"].as_u64().unwrap() >= 2,
+        "a restart is a new election: {status}"
+    );
+    let got = http(d.addr, "GET", "/v1/docs/users/alice", b"").unwrap();
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, &br#"{"age":30}"#[..])
+    );
+    assert_eq!(
+        http(d.addr, "GET", "/v1/docs/users/bob", b"")
+            .unwrap()
+            .status,
+        404
+    );
+    // The log continues after the old entries.
+    let put = http(d.addr, "PUT", "/v1/docs/users/carol", b"c").unwrap();
+    assert_eq!(put.status, 200, "{}", put.text());
+    let lsn_carol = put.json()["lsn"].as_u64().unwrap();
+    assert!(lsn_carol > lsn_del);
+    d.wait_leader(lsn_carol);
+
+    // A clean stop exits 0, and the next start still has everything.
+    let exit = d.sigterm();
+    assert!(exit.success(), "SIGTERM must stop replicad cleanly: {exit}");
+    let d = Daemon::start(&config, &log);
+    d.wait_leader(lsn_carol);
+    let got = http(d.addr, "GET", "/v1/docs/users/carol", b"").unwrap();
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"c"[..]));
+}
+
+#[test]
+fn config_problems_are_all_listed_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "node_id = 0\nheartbeat_interval_ms = 5000\nelection_timeout_min_ms = 3000\n\
+         bogus_key = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_replicad"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--admin-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for field in ["node_id", "heartbeat_interval_ms", "bogus_key"] {
+        assert!(stderr.contains(field), "{field} missing from:\n{stderr}");
+    }
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+}
+
+#[test]
+fn peers_are_refused_until_multi_node_networking_is_wired() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("peers.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node_id = 1\nallow_plaintext_dev = true\nrequire_mtls = false\n\
+             wal_directory = {:?}\n\n[[peers]]\nnode_id = 2\naddress = \"127.0.0.1:7402\"\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_replicad"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--admin-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("multi-node networking is not wired yet"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "a refused start must not touch the disk"
+    );
+}
+
+#[test]
+fn help_lists_the_run_subcommand() {
+    let out = Command::new(env!("CARGO_BIN_EXE_replicad"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("run"), "{text}");
+    assert!(text.contains("Usage: replicad"), "{text}");
+}
