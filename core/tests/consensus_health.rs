@@ -41,6 +41,7 @@ fn config(root: &std::path::Path, id: NodeId) -> ReplicationConfig {
             .map(|p| PeerConfig {
                 node_id: p,
                 address: addr(p),
+                public_key: None,
             })
             .collect(),
         ..ReplicationConfig::default()

@@ -53,6 +53,7 @@ impl Cluster {
                     .map(|p| PeerConfig {
                         node_id: p,
                         address: addr(p),
+                        public_key: None,
                     })
                     .collect(),
                 ..ReplicationConfig::default()

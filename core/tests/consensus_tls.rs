@@ -133,6 +133,7 @@ impl Cluster {
             .map(|(p, a)| PeerConfig {
                 node_id: *p,
                 address: a.to_string(),
+                public_key: None,
             })
             .collect();
         let peer_keys: Vec<(NodeId, NodePublicKey)> = self

@@ -6,6 +6,7 @@
 //! | `DELETE /v1/docs/{collection}/{id}[?mode=...]` | `200 {"lsn", "mode"}` |
 //! | `GET /v1/docs/{collection}/{id}` | `200` payload bytes, or `404 {"error"}` |
 //! | `GET /v1/status` | `200` node status as JSON |
+//! | `GET /v1/hash` | `200 {"content_hash", "applied_lsn"}`: this node's store (replicas agree iff equal) |
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! Writes go through consensus and are acknowledged per the mode (the node's current mode when
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
             get(get_doc).put(put_doc).delete(delete_doc),
         )
         .route("/v1/status", get(status))
+        .route("/v1/hash", get(hash))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(state)
@@ -330,6 +332,31 @@ impl From<NodeStatus> for StatusReply {
 
 async fn status(State(state): State<AppState>) -> Json<StatusReply> {
     Json(state.node.status().into())
+}
+
+/// `GET /v1/hash` body.
+#[derive(Debug, Serialize)]
+pub struct HashReply {
+    /// [`DocumentStore::content_hash`] as 16 lower-case hex digits (a string, so JSON readers
+    /// limited to 53-bit integers see it intact).
+    pub content_hash: String,
+    /// The highest LSN applied to the store (`null`: nothing yet), read in a separate
+    /// transaction: equal hashes mean equal content only once writes have stopped.
+    pub applied_lsn: Option<Lsn>,
+}
+
+async fn hash(State(state): State<AppState>) -> Result<Json<HashReply>, ApiError> {
+    let store = Arc::clone(&state.store);
+    let (hash, applied) = tokio::task::spawn_blocking(move || {
+        Ok::<_, replication_core::store::StoreError>((store.content_hash()?, store.last_applied()?))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(Json(HashReply {
+        content_hash: format!("{hash:016x}"),
+        applied_lsn: applied.map(|(lsn, _)| lsn),
+    }))
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {

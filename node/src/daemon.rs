@@ -80,6 +80,14 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
             source,
         }
     })?;
+    // Keys to sign and verify votes are needed only to talk to peers, so this is checked
+    // here, not when any config is loaded.
+    config
+        .validate_for_network()
+        .map_err(|source| RunError::Config {
+            path: opts.config_path.clone(),
+            source,
+        })?;
     let net = network::network_for(&config)?;
 
     let handler = {
@@ -89,10 +97,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
             .map_err(|e| RunError::Shutdown(e.to_string()))??
     };
     let store = Arc::clone(handler.store());
-    let node = network::start_node(&config, Arc::new(handler), net)
+    let running = network::start_node(&config, Arc::new(handler), net)
         .await
         .map_err(RunError::Start)?;
-    let node = Arc::new(node);
+    let node = Arc::clone(running.node());
     if network::bootstrap_if_new(&node, &config)
         .await
         .map_err(RunError::Bootstrap)?
@@ -101,6 +109,9 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     }
 
     let metrics = Arc::new(NodeMetrics::new(config.node_id)?);
+    if let Some(source) = running.rejected_votes_source() {
+        metrics.set_rejected_votes_source(source);
+    }
     let watcher = metrics.spawn_change_watcher(&node);
     let app = api::router(AppState {
         node: Arc::clone(&node),
@@ -134,7 +145,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 
     tracing::info!(node = config.node_id, "stopping");
     watcher.abort();
-    let stopped = node
+    drop(node);
+    let stopped = running
         .shutdown()
         .await
         .map_err(|e| RunError::Shutdown(e.to_string()));

@@ -16,12 +16,21 @@
 //! Exit codes: 0 after a clean stop (SIGTERM / Ctrl-C), 2 when the config is unusable (every
 //! problem is printed), 1 for any other failure.
 //!
-//! Status of issue 3, point 6: a single-node cluster runs; a config with peers is refused until
-//! the mutual-TLS network is wired in [`network`]. A `demo` subcommand (3-node loopback cluster
-//! with a leader kill) comes next.
+//! ```text
+//! replicad keygen --out node.ed25519          # vote-signing key; prints the public key hex
+//! replicad certs --dir certs --nodes 1,2,3    # DEVELOPMENT ONLY: throwaway CA + node certs
+//! replicad demo [--fast]                      # 3-node TLS cluster, leader kill, verification
+//! ```
+//!
+//! A config without peers runs a single-node cluster; with peers the node runs over mutual
+//! TLS ([`network`]) and needs `node_key_path` and every peer's `public_key`.
+//! [`cluster`] drives `replicad run` child processes (the demo and the multi-process tests).
 
 pub mod api;
+pub mod cluster;
 pub mod daemon;
+pub mod demo;
+pub mod http;
 pub mod metrics;
 pub mod network;
 pub mod store_handler;

@@ -7,7 +7,8 @@
 //! - counted as things happen: writes by mode and result, write latency, term and leader
 //!   changes (from a task watching the Raft metrics, so no change between two scrapes is
 //!   missed), and rejected votes, copied from a [`RejectedVotesSource`] the network layer
-//!   provides (none until the mutual-TLS server is wired in; the series then stay at 0).
+//!   provides (the consensus server's vote verifier; a single node has none and its series
+//!   stay at 0).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,17 @@ const ROLES: [(Role, &str); 5] = [
     (Role::Candidate, "candidate"),
     (Role::Learner, "learner"),
     (Role::Shutdown, "shutdown"),
+];
+
+/// `reason` label values of `replicad_rejected_votes_total`, in the order of
+/// [`VoteMetricsSnapshot`]'s fields. `identity_mismatch`: a vote whose candidate is not the node
+/// named by the sender's TLS certificate.
+const REJECT_REASONS: [&str; 5] = [
+    "unsigned",
+    "bad_signature",
+    "replayed",
+    "unknown_node",
+    "identity_mismatch",
 ];
 
 const MODES: [ReplicationMode; 3] = [
@@ -183,7 +195,7 @@ impl NodeMetrics {
             &["reason"],
         )?;
         r.register(Box::new(rejected_votes.clone()))?;
-        for reason in ["unsigned", "bad_signature", "replayed", "unknown_node"] {
+        for reason in REJECT_REASONS {
             rejected_votes.with_label_values(&[reason]);
         }
         let writes = IntCounterVec::new(
@@ -321,12 +333,14 @@ impl NodeMetrics {
         }
         if let Some(source) = self.votes_source.lock().as_ref() {
             let v = source();
-            for (reason, count) in [
-                ("unsigned", v.unsigned),
-                ("bad_signature", v.bad_signature),
-                ("replayed", v.replayed),
-                ("unknown_node", v.unknown_node),
-            ] {
+            let counts = [
+                v.unsigned,
+                v.bad_signature,
+                v.replayed,
+                v.unknown_node,
+                v.identity_mismatch,
+            ];
+            for (reason, count) in REJECT_REASONS.into_iter().zip(counts) {
                 // The source counts monotonically; the counter catches up with it.
                 let c = self.rejected_votes.with_label_values(&[reason]);
                 c.inc_by(count.saturating_sub(c.get()));

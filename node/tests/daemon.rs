@@ -380,7 +380,7 @@ fn config_problems_are_all_listed_with_exit_code_2() {
 }
 
 #[test]
-fn peers_are_refused_until_multi_node_networking_is_wired() {
+fn peers_without_vote_keys_are_refused_before_touching_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("peers.toml");
     std::fs::write(
@@ -399,11 +399,12 @@ fn peers_are_refused_until_multi_node_networking_is_wired() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("multi-node networking is not wired yet"),
-        "{stderr}"
-    );
+    // Votes are signed in plaintext development mode too: the node key and the peer's public
+    // key are config problems (exit 2), each with what to do.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("node_key_path"), "{stderr}");
+    assert!(stderr.contains("replicad keygen --out PATH"), "{stderr}");
+    assert!(stderr.contains("peers[0].public_key"), "{stderr}");
     assert!(
         !dir.path().join("data").exists(),
         "a refused start must not touch the disk"

@@ -45,11 +45,12 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "ca_path",
     "require_mtls",
     "allow_plaintext_dev",
+    "node_key_path",
     "peers",
 ];
 
 /// Keys of one `[[peers]]` table.
-pub(super) const PEER_KEYS: &[&str] = &["node_id", "address"];
+pub(super) const PEER_KEYS: &[&str] = &["node_id", "address", "public_key"];
 
 // What a field accepts, phrased for the "expected X, found Y" message.
 const U64: &str = "a non-negative integer";
@@ -115,6 +116,7 @@ pub(super) fn from_toml_str(text: &str) -> Result<ReplicationConfig, ConfigError
             "ca_path" => l.set(name, value, &mut cfg.ca_path, PATH),
             "require_mtls" => l.set(name, value, &mut cfg.require_mtls, BOOL),
             "allow_plaintext_dev" => l.set(name, value, &mut cfg.allow_plaintext_dev, BOOL),
+            "node_key_path" => l.set(name, value, &mut cfg.node_key_path, PATH),
             "peers" => cfg.peers = l.peers(value),
             _ => l.unknown(name, name, line, TOP_LEVEL_KEYS, ""),
         }
@@ -204,6 +206,7 @@ impl Loader<'_> {
             let mut peer = PeerConfig {
                 node_id: 0,
                 address: String::new(),
+                public_key: None,
             };
             let table = match item.into_inner() {
                 DeValue::Table(table) => table,
@@ -238,6 +241,7 @@ impl Loader<'_> {
                         has_address = true;
                         self.set(&field, value, &mut peer.address, STRING);
                     }
+                    "public_key" => self.set(&field, value, &mut peer.public_key, STRING),
                     _ => {
                         // A top-level key written after a [[peers]] header lands in that
                         // peer's table: TOML's most common surprise, worth explaining.

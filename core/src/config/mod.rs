@@ -95,6 +95,27 @@ pub struct PeerConfig {
     /// Where the peer listens for replication traffic, as `host:port` (`[v6addr]:port` for
     /// IPv6).
     pub address: String,
+    /// The peer's ed25519 vote-signing public key: 64 hex digits (what `replicad keygen`
+    /// prints) or a `PUBLIC KEY` PEM (what `openssl pkey -pubout` writes). A vote request from
+    /// this peer is accepted only with a valid signature under this key. Optional when the
+    /// config is only loaded; a node that runs over the network requires it for every voter
+    /// (see [`ReplicationConfig::validate_for_network`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+impl PeerConfig {
+    /// The peer's `public_key`, decoded (hex, or PEM when it starts with `-----BEGIN`);
+    /// `None` when it is not set.
+    ///
+    /// # Errors
+    ///
+    /// The key is neither 64 hex digits nor a PEM ed25519 public key.
+    pub fn parsed_public_key(
+        &self,
+    ) -> Option<Result<crate::security::NodePublicKey, crate::security::SecurityError>> {
+        self.public_key.as_deref().map(validate::parse_public_key)
+    }
 }
 
 /// Configuration of one replication node.
@@ -216,6 +237,13 @@ pub struct ReplicationConfig {
     /// certificate requirement. Never enable in production.
     #[serde(default)]
     pub allow_plaintext_dev: bool,
+    /// This node's ed25519 private key (PKCS#8 PEM, or a raw 32-byte seed), which signs its
+    /// vote and pre-vote requests. Votes are signed in plaintext development mode too, so a
+    /// node that runs over the network needs it whenever peers are configured; create one with
+    /// `replicad keygen --out PATH` (or `openssl genpkey -algorithm ed25519 -out PATH`) and give
+    /// the printed public key to the other nodes as their `peers[].public_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_key_path: Option<PathBuf>,
 
     /// The other members of the cluster. Empty for a single node.
     #[serde(default)]
@@ -317,6 +345,7 @@ impl Default for ReplicationConfig {
             ca_path: None,
             require_mtls: defaults::require_mtls(),
             allow_plaintext_dev: false,
+            node_key_path: None,
             peers: Vec::new(),
         }
     }
@@ -465,6 +494,25 @@ impl ReplicationConfig {
         }
     }
 
+    /// [`validate`](Self::validate) plus what a node that talks to its peers over the network
+    /// needs on top: when peers are configured, `node_key_path` (this node signs its votes) and
+    /// every peer's `public_key` (to verify theirs). Kept apart from `validate` because a config
+    /// that is only loaded, or runs a cluster in one process, needs no keys, and existing files
+    /// must keep loading.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] listing every problem found.
+    pub fn validate_for_network(&self) -> Result<(), ConfigError> {
+        let mut problems = validate::problems(self, &Default::default());
+        problems.extend(validate::network_problems(self));
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { problems })
+        }
+    }
+
     /// Legal but risky settings worth logging at startup (plaintext transport, a mode that
     /// cannot deliver what its name suggests, a failover budget above 10 s, ...).
     pub fn warnings(&self) -> Vec<String> {
@@ -556,14 +604,25 @@ mod tests {
             ca_path: Some("/etc/repl/ca.pem".into()),
             require_mtls: true,
             allow_plaintext_dev: false,
+            node_key_path: Some("/etc/repl/node.ed25519".into()),
             peers: vec![
                 PeerConfig {
                     node_id: 8,
                     address: "10.0.0.8:7500".into(),
+                    public_key: Some(
+                        crate::security::NodeKey::from_seed([8; 32])
+                            .public_key()
+                            .to_hex(),
+                    ),
                 },
                 PeerConfig {
                     node_id: 9,
                     address: "[fd00::9]:7500".into(),
+                    public_key: Some(
+                        crate::security::NodeKey::from_seed([9; 32])
+                            .public_key()
+                            .to_pem(),
+                    ),
                 },
             ],
         }

@@ -26,7 +26,85 @@ pub(super) fn problems(cfg: &ReplicationConfig, broken: &BTreeSet<String>) -> Ve
     check_replication(cfg, &mut c);
     check_peers(cfg, &mut c);
     check_tls(cfg, &mut c);
+    check_vote_keys(cfg, &mut c);
     c.problems
+}
+
+/// What a node running over the network needs beyond [`problems`]: keys to sign and verify
+/// votes. Required whenever peers exist, in plaintext development mode too, because votes are
+/// signed on every transport. Format problems of keys that are set are already in [`problems`].
+pub(super) fn network_problems(cfg: &ReplicationConfig) -> Vec<ConfigProblem> {
+    let mut out = Vec::new();
+    if cfg.peers.is_empty() {
+        return out;
+    }
+    if cfg.node_key_path.is_none() {
+        out.push(ConfigProblem::new(
+            "node_key_path",
+            "node_key_path is required when peers are configured: this node signs its vote \
+             requests with it; create one with `replicad keygen --out PATH` and give the \
+             printed public key to the other nodes as their peers[].public_key",
+        ));
+    }
+    for (i, peer) in cfg.peers.iter().enumerate() {
+        if peer.public_key.is_none() {
+            out.push(ConfigProblem::new(
+                format!("peers[{i}].public_key"),
+                format!(
+                    "public_key is required for peer {}: its vote requests are verified with \
+                     it; set it to the hex that `replicad keygen` printed on that node (or its \
+                     PEM public key)",
+                    peer.node_id
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Keys that are set must be usable, whether or not this config runs over the network.
+fn check_vote_keys(cfg: &ReplicationConfig, c: &mut Checker<'_>) {
+    if c.ok(&["node_key_path"])
+        && cfg
+            .node_key_path
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        c.report(
+            "node_key_path",
+            "node_key_path must not be empty; remove the key or give a file path",
+        );
+    }
+    for (i, peer) in cfg.peers.iter().enumerate() {
+        let field = format!("peers[{i}].public_key");
+        let Some(key) = peer.public_key.as_deref() else {
+            continue;
+        };
+        if !c.ok(&[field.as_str()]) {
+            continue;
+        }
+        if let Err(e) = parse_public_key(key) {
+            c.report(
+                field,
+                format!(
+                    "{e}; give 64 hex digits (as `replicad keygen` prints) or a PEM \
+                     `PUBLIC KEY` block"
+                ),
+            );
+        }
+    }
+}
+
+/// A peer's public key as configured: PEM if it looks like PEM, hex otherwise.
+pub(crate) fn parse_public_key(
+    text: &str,
+) -> Result<crate::security::NodePublicKey, crate::security::SecurityError> {
+    use crate::security::NodePublicKey;
+    if text.trim_start().starts_with("-----BEGIN") {
+        NodePublicKey::from_pem(text.trim())
+    } else {
+        NodePublicKey::from_hex(text)
+    }
 }
 
 struct Checker<'b> {
@@ -405,6 +483,7 @@ mod tests {
         PeerConfig {
             node_id,
             address: address.to_owned(),
+            public_key: None,
         }
     }
 
@@ -691,6 +770,49 @@ mod tests {
             ..with_certs
         };
         assert_eq!(fields(&empty_path), ["cert_path"]);
+    }
+
+    #[test]
+    fn vote_keys_are_required_only_to_run_over_the_network() {
+        let key = |seed: u8| crate::security::NodeKey::from_seed([seed; 32]).public_key();
+        let mut cluster = ReplicationConfig {
+            peers: vec![peer(2, "10.0.0.2:7400"), peer(3, "10.0.0.3:7400")],
+            ..plaintext()
+        };
+        // Loading stays as before: no keys needed.
+        assert!(cluster.validate().is_ok());
+        let e = cluster.validate_for_network().unwrap_err().to_string();
+        assert!(e.contains("node_key_path is required"), "{e}");
+        assert!(e.contains("replicad keygen --out PATH"), "{e}");
+        assert!(e.contains("peers[0].public_key"), "{e}");
+        assert!(e.contains("peers[1].public_key"), "{e}");
+
+        cluster.node_key_path = Some("node.key".into());
+        cluster.peers[0].public_key = Some(key(2).to_hex());
+        cluster.peers[1].public_key = Some(format!("\n{}", key(3).to_pem()));
+        cluster.validate_for_network().unwrap();
+        assert_eq!(
+            parse_public_key(cluster.peers[1].public_key.as_deref().unwrap()).unwrap(),
+            key(3)
+        );
+
+        // A single node needs no key.
+        assert!(ReplicationConfig::default().validate_for_network().is_ok());
+    }
+
+    #[test]
+    fn malformed_vote_keys_are_refused_at_load() {
+        let cfg = ReplicationConfig {
+            node_key_path: Some("".into()),
+            peers: vec![PeerConfig {
+                public_key: Some("abcd".into()),
+                ..peer(2, "a:1")
+            }],
+            ..plaintext()
+        };
+        assert_eq!(fields(&cfg), ["node_key_path", "peers[0].public_key"]);
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("64 hex digits"), "{e}");
     }
 
     #[test]
