@@ -8,20 +8,30 @@
 //! │   ├── LsnOutOfRangeError       .lsn .first .last
 //! │   └── InvalidRecordError       (also a ValueError)
 //! ├── ConfigError                  (also a ValueError) .problems .line .column .path
-//! └── ClockDriftError              .remote_ms .local_ms .max_drift_ms
+//! ├── ClockDriftError              .remote_ms .local_ms .max_drift_ms
+//! └── ClusterError                 a consensus node (`Node`) operation failed
+//!     ├── NotDurableError          .leader   the write never entered the log; safe to retry
+//!     │   └── NotLeaderError       .leader   sent to a node that is not the leader
+//!     ├── CommitUnknownError       .lsn      the write may still commit; deduplicate a retry
+//!     ├── InvalidRequestError      (also a ValueError)
+//!     ├── StaleReadError           .staleness_ms .bound_ms
+//!     ├── QuorumUnavailableError
+//!     ├── ClusterTimeoutError      (also a TimeoutError)
+//!     └── NodeStoppedError         shut down, or stopped by the apply callback (the __cause__)
 //! ```
 //!
 //! The types are built once at import with Python's `type()` rather than `create_exception!`,
 //! because two of them have two bases (like pydantic's `ValidationError(ValueError)`), which the
 //! macro cannot express; building all of them the same way keeps the table in one place.
 
-use pyo3::exceptions::{PyBaseException, PyException, PyValueError};
+use pyo3::exceptions::{PyBaseException, PyException, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use replication_core::clock::{ClockError, DuplicateNode};
 use replication_core::config::ConfigError;
-use replication_core::WalError;
+use replication_core::consensus::ConsensusError;
+use replication_core::{NodeId, WalError};
 
 /// One exception class of the hierarchy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +44,15 @@ pub(crate) enum Exc {
     InvalidRecord,
     Config,
     ClockDrift,
+    Cluster,
+    NotDurable,
+    NotLeader,
+    CommitUnknown,
+    InvalidRequest,
+    StaleRead,
+    QuorumUnavailable,
+    ClusterTimeout,
+    NodeStopped,
 }
 
 /// One row of the hierarchy: how to build the class.
@@ -48,7 +67,7 @@ struct Spec {
 }
 
 /// Every class, parents before children, in the order of [`Exc`].
-const TABLE: [Spec; 8] = [
+const TABLE: [Spec; 17] = [
     Spec {
         exc: Exc::Replication,
         name: "ReplicationError",
@@ -114,12 +133,90 @@ const TABLE: [Spec; 8] = [
               allows; the clock was not advanced.",
         none_attrs: &["remote_ms", "local_ms", "max_drift_ms"],
     },
+    Spec {
+        exc: Exc::Cluster,
+        name: "ClusterError",
+        parents: &[Parent::Own(Exc::Replication)],
+        doc: "An operation of a cluster member (`Node`) failed.",
+        none_attrs: &[],
+    },
+    Spec {
+        exc: Exc::NotDurable,
+        name: "NotDurableError",
+        parents: &[Parent::Own(Exc::Cluster)],
+        doc: "The write certainly never entered the log, so retrying it is safe. `.leader` is \
+              the leader's node id when known.",
+        none_attrs: &["leader"],
+    },
+    Spec {
+        exc: Exc::NotLeader,
+        name: "NotLeaderError",
+        parents: &[Parent::Own(Exc::NotDurable)],
+        doc: "The request must run on the leader and this node is not it; nothing was done. \
+              `.leader` is the leader's node id when known: send the request there.",
+        none_attrs: &[],
+    },
+    Spec {
+        exc: Exc::CommitUnknown,
+        name: "CommitUnknownError",
+        parents: &[Parent::Own(Exc::Cluster)],
+        doc: "The write entered the log but its acknowledgement was not gathered: it may or may \
+              not survive. `.lsn` is its LSN when known. Deduplicate before retrying.",
+        none_attrs: &["lsn"],
+    },
+    Spec {
+        exc: Exc::InvalidRequest,
+        name: "InvalidRequestError",
+        parents: &[
+            Parent::Own(Exc::Cluster),
+            Parent::Builtin(Builtin::ValueError),
+        ],
+        doc: "The request or setting is not allowed (e.g. SYNC with min_sync_replicas = 0, \
+              missing TLS material); the message says what to change.",
+        none_attrs: &[],
+    },
+    Spec {
+        exc: Exc::StaleRead,
+        name: "StaleReadError",
+        parents: &[Parent::Own(Exc::Cluster)],
+        doc: "A bounded-staleness read could not be served within its bound. `.staleness_ms` \
+              is how far behind the leader this node is known to be (None: no leader contact), \
+              `.bound_ms` the bound asked for.",
+        none_attrs: &["staleness_ms", "bound_ms"],
+    },
+    Spec {
+        exc: Exc::QuorumUnavailable,
+        name: "QuorumUnavailableError",
+        parents: &[Parent::Own(Exc::Cluster)],
+        doc: "A linearizable read was refused: the leader could not confirm its leadership \
+              with a quorum. Nothing was read; retry, possibly on another node.",
+        none_attrs: &[],
+    },
+    Spec {
+        exc: Exc::ClusterTimeout,
+        name: "ClusterTimeoutError",
+        parents: &[
+            Parent::Own(Exc::Cluster),
+            Parent::Builtin(Builtin::TimeoutError),
+        ],
+        doc: "A wait (e.g. `Node.wait_for_lsn`) did not complete in time.",
+        none_attrs: &[],
+    },
+    Spec {
+        exc: Exc::NodeStopped,
+        name: "NodeStoppedError",
+        parents: &[Parent::Own(Exc::Cluster)],
+        doc: "The node is shut down, or stopped because the apply callback raised (that \
+              exception is the __cause__).",
+        none_attrs: &[],
+    },
 ];
 
 #[derive(Clone, Copy)]
 enum Builtin {
     Exception,
     ValueError,
+    TimeoutError,
 }
 
 #[derive(Clone, Copy)]
@@ -144,6 +241,7 @@ fn types(py: Python<'_>) -> PyResult<&Types> {
                     Parent::Own(own) => built[*own as usize].bind(py).clone(),
                     Parent::Builtin(Builtin::Exception) => py.get_type::<PyException>(),
                     Parent::Builtin(Builtin::ValueError) => py.get_type::<PyValueError>(),
+                    Parent::Builtin(Builtin::TimeoutError) => py.get_type::<PyTimeoutError>(),
                 })
                 .collect::<Vec<_>>();
             let namespace = PyDict::new(py);
@@ -191,7 +289,7 @@ pub(crate) fn wal_options_err(py: Python<'_>, problem: String) -> PyErr {
 }
 
 /// Sets attributes on the exception instance; a failure to do so replaces the error.
-fn with_attrs(
+pub(crate) fn with_attrs(
     py: Python<'_>,
     err: PyErr,
     set: impl FnOnce(&Bound<'_, PyBaseException>) -> PyResult<()>,
@@ -309,5 +407,41 @@ impl IntoPyErr for ClockError {
 impl IntoPyErr for DuplicateNode {
     fn into_pyerr(self, _py: Python<'_>) -> PyErr {
         PyValueError::new_err(self.to_string())
+    }
+}
+
+/// The exception for a node error. `me` is the node that raised it: a write refused with a
+/// known leader other than `me` is a [`Exc::NotLeader`] (still a `NotDurableError`: nothing was
+/// appended).
+pub(crate) fn consensus_err(py: Python<'_>, err: ConsensusError, me: NodeId) -> PyErr {
+    let msg = err.to_string();
+    match err {
+        ConsensusError::NotDurable { leader, .. } => {
+            let exc = match leader {
+                Some(l) if l != me => Exc::NotLeader,
+                _ => Exc::NotDurable,
+            };
+            with_attrs(py, new_err(py, exc, msg), |e| e.setattr("leader", leader))
+        }
+        ConsensusError::NotLeader { leader } => {
+            with_attrs(py, new_err(py, Exc::NotLeader, msg), |e| {
+                e.setattr("leader", leader)
+            })
+        }
+        ConsensusError::Unknown { lsn, .. } => {
+            with_attrs(py, new_err(py, Exc::CommitUnknown, msg), |e| {
+                e.setattr("lsn", lsn)
+            })
+        }
+        ConsensusError::Invalid(_) => new_err(py, Exc::InvalidRequest, msg),
+        ConsensusError::Stale { staleness, bound } => {
+            with_attrs(py, new_err(py, Exc::StaleRead, msg), |e| {
+                e.setattr("staleness_ms", staleness.map(|s| s.as_millis() as u64))?;
+                e.setattr("bound_ms", bound.as_millis() as u64)
+            })
+        }
+        ConsensusError::QuorumUnavailable(_) => new_err(py, Exc::QuorumUnavailable, msg),
+        ConsensusError::Timeout(..) => new_err(py, Exc::ClusterTimeout, msg),
+        ConsensusError::Storage(_) | ConsensusError::Raft(_) => new_err(py, Exc::Cluster, msg),
     }
 }

@@ -12,10 +12,13 @@
 
 mod clock;
 mod config;
+mod dev;
 mod enums;
 mod errors;
 mod gil;
+mod node;
 mod record;
+mod runtime;
 mod wal;
 
 use pyo3::prelude::*;
@@ -36,5 +39,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<clock::PyVectorClock>()?;
     m.add_class::<config::PyReplicationConfig>()?;
     m.add_class::<config::PyPeerConfig>()?;
+    m.add_class::<node::PyNode>()?;
+    m.add_class::<node::PyAppliedEntry>()?;
+    m.add_class::<dev::PyDevNodeMaterials>()?;
+    m.add_function(wrap_pyfunction!(dev::dev_cluster_materials, m)?)?;
     Ok(())
 }

@@ -46,3 +46,35 @@ def handle(e: replication.ReplicationError) -> str:
     if isinstance(e, replication.CorruptionError):
         return f"{e.path}:{e.offset}"
     return str(e)
+
+
+def use_node(directory: Path) -> bytes | None:
+    mats = replication.dev_cluster_materials(directory, [1])
+    seen: list[replication.AppliedEntry] = []
+    cfg = replication.ReplicationConfig.from_toml("node_id = 1\n")
+    with replication.Node(
+        cfg,
+        node_key_path=mats[1].node_key_path,
+        peer_public_keys={2: "00" * 32},
+        on_apply=seen.append,
+        on_read=lambda collection, doc_id: None,
+    ) as node:
+        node.initialize({1: node.local_addr})
+        lsn: int = node.append(Operation.INSERT, "c", "d", b"x", "SEMI_SYNC")
+        node.wait_for_lsn(lsn, 1.5)
+        node.set_mode("SYNC")
+        role: str = node.role
+        leader: int | None = node.leader
+        applied: int | None = node.status()["applied_lsn"]
+        target: int | None = node.start_election()
+        del role, leader, applied, target
+        try:
+            node.append("insert", "c", "d", b"y")
+        except replication.NotLeaderError as e:
+            hint: int | None = e.leader
+            del hint
+        except replication.CommitUnknownError as e:
+            unknown: int | None = e.lsn
+            del unknown
+        node.read("c", "d", ("follower_bounded", 100))
+        return node.read("c", "d", "linearizable")

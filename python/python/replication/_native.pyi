@@ -3,10 +3,10 @@
 # two cannot drift apart silently.
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, final
+from typing import Literal, TypedDict, final
 
 from replication._enums import Operation, VectorOrdering
 
@@ -29,6 +29,19 @@ __all__ = [
     "VectorClock",
     "ReplicationConfig",
     "PeerConfig",
+    "ClusterError",
+    "NotDurableError",
+    "NotLeaderError",
+    "CommitUnknownError",
+    "InvalidRequestError",
+    "StaleReadError",
+    "QuorumUnavailableError",
+    "ClusterTimeoutError",
+    "NodeStoppedError",
+    "AppliedEntry",
+    "Node",
+    "DevNodeMaterials",
+    "dev_cluster_materials",
 ]
 
 __version__: str
@@ -67,6 +80,26 @@ class ClockDriftError(ReplicationError):
     remote_ms: int | None
     local_ms: int | None
     max_drift_ms: int | None
+
+class ClusterError(ReplicationError): ...
+
+class NotDurableError(ClusterError):
+    leader: int | None
+
+class NotLeaderError(NotDurableError): ...
+
+class CommitUnknownError(ClusterError):
+    lsn: int | None
+
+class InvalidRequestError(ClusterError, ValueError): ...
+
+class StaleReadError(ClusterError):
+    staleness_ms: int | None
+    bound_ms: int | None
+
+class QuorumUnavailableError(ClusterError): ...
+class ClusterTimeoutError(ClusterError, TimeoutError): ...
+class NodeStoppedError(ClusterError): ...
 
 @final
 class Record:
@@ -288,3 +321,126 @@ class ReplicationConfig:
     def peers(self) -> list[PeerConfig]: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __ne__(self, other: object, /) -> bool: ...
+
+_Mode = Literal["SYNC", "SEMI_SYNC", "ASYNC", "sync", "semi_sync", "async"]
+_Role = Literal["leader", "follower", "candidate", "learner", "shutdown"]
+_Consistency = (
+    Literal["linearizable", "leader_local"] | tuple[Literal["follower_bounded"], int]
+)
+
+class _FollowerStatus(TypedDict):
+    id: int
+    voter: bool
+    matched_lsn: int | None
+    lag_entries: int
+    lag_bytes: int
+    lag_ms: int
+    last_ack_ms: int | None
+    lag_alert: bool
+
+class _NodeStatus(TypedDict):
+    id: int
+    role: _Role
+    term: int
+    leader: int | None
+    last_lsn: int | None
+    durable_lsn: int
+    commit_lsn: int | None
+    applied_lsn: int | None
+    voters: list[int]
+    learners: list[int]
+    mode: Literal["SYNC", "SEMI_SYNC", "ASYNC"]
+    min_sync_replicas: int
+    followers: list[_FollowerStatus]
+
+@final
+class AppliedEntry:
+    @property
+    def lsn(self) -> int: ...
+    @property
+    def term(self) -> int: ...
+    @property
+    def hlc(self) -> int: ...
+    @property
+    def op(self) -> Operation: ...
+    @property
+    def collection(self) -> str: ...
+    @property
+    def doc_id(self) -> str: ...
+    @property
+    def txn_id(self) -> int | None: ...
+    @property
+    def payload(self) -> bytes: ...
+
+@final
+class Node:
+    def __new__(
+        cls,
+        config: ReplicationConfig,
+        *,
+        node_key_path: str | os.PathLike[str],
+        peer_public_keys: Mapping[int, str] | None = None,
+        on_apply: Callable[[AppliedEntry], object] | None = None,
+        on_snapshot: Callable[[], _Bytes] | None = None,
+        on_restore: Callable[[bytes], object] | None = None,
+        on_read: Callable[[str, str], _Bytes | None] | None = None,
+    ) -> Node: ...
+    @property
+    def id(self) -> int: ...
+    @property
+    def local_addr(self) -> str: ...
+    @property
+    def role(self) -> _Role: ...
+    @property
+    def leader(self) -> int | None: ...
+    @property
+    def term(self) -> int: ...
+    def initialize(self, members: Mapping[int, str]) -> None: ...
+    def append(
+        self,
+        op: _OpLike,
+        collection: str,
+        doc_id: str,
+        payload: _Bytes,
+        mode: _Mode | None = None,
+        *,
+        txn_id: int | None = None,
+    ) -> int: ...
+    def wait_for_lsn(self, lsn: int, timeout_s: float) -> None: ...
+    def read(
+        self, collection: str, doc_id: str, consistency: _Consistency | None = None
+    ) -> bytes | None: ...
+    def status(self) -> _NodeStatus: ...
+    def start_election(self) -> int | None: ...
+    def set_mode(self, mode: _Mode) -> None: ...
+    def set_min_sync_replicas(self, n: int) -> None: ...
+    def add_learner(self, node_id: int, address: str, wait_caught_up: bool = True) -> int: ...
+    def change_membership(self, voters: Sequence[int], retain: bool = False) -> int: ...
+    def shutdown(self) -> None: ...
+    def __enter__(self) -> Node: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None: ...
+
+@final
+class DevNodeMaterials:
+    @property
+    def node_id(self) -> int: ...
+    @property
+    def cert_path(self) -> Path: ...
+    @property
+    def key_path(self) -> Path: ...
+    @property
+    def ca_path(self) -> Path: ...
+    @property
+    def node_key_path(self) -> Path: ...
+    @property
+    def public_key(self) -> str: ...
+
+def dev_cluster_materials(
+    directory: str | os.PathLike[str], node_ids: Sequence[int]
+) -> dict[int, DevNodeMaterials]: ...
