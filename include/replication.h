@@ -7,9 +7,10 @@
  *   repl_X_free, which accepts NULL. The caller owns what a function stores in an out-pointer
  *   of handle type.
  * - Every fallible function returns a repl_result: REPL_OK (0) or an error code. Codes are
- *   stable, grouped by subsystem (1xx general, 2xx WAL, 3xx configuration, 4xx clock) and never
- *   reused. repl_error_message() describes a code; repl_last_error_detail() returns the full
- *   text of the calling thread's most recent failure (file, offset, LSNs, OS error).
+ *   stable, grouped by subsystem (1xx general, 2xx WAL, 3xx configuration, 4xx clock,
+ *   5xx cluster) and never reused. repl_error_message() describes a code;
+ *   repl_last_error_detail() returns the full text of the calling thread's most recent failure
+ *   (file, offset, LSNs, OS error).
  * - Output parameters come last. On failure nothing is written to them (the only exception:
  *   REPL_ERR_BUFFER_TOO_SMALL from a text copy still reports the length needed, see below).
  * - A const handle argument means the call does not modify the object.
@@ -23,8 +24,10 @@
  *   ask for the length only.
  * - A Rust panic never crosses into C: it becomes REPL_ERR_PANIC.
  * - Calls block until done; each function documents which threads may call it concurrently.
- * - Callbacks, when the API gains them, are void (*)(void *userdata, ...) with userdata first,
- *   and document the thread they run on and whether they may call back into the library.
+ * - Callbacks are void (*)(void *userdata, ...) with userdata first, and document the thread
+ *   they run on and whether they may call back into the library (see repl_apply_fn).
+ * - repl_node runs on one tokio runtime the library creates on first use and shares; blocking
+ *   repl_node calls wait on the calling thread, never inside that runtime.
  */
 
 #ifndef REPLICATION_H
@@ -37,10 +40,15 @@
 #include <stdint.h>
 
 /**
+ * `repl_node_append`'s `mode` for "the node's current mode" (see `repl_node_set_mode`).
+ */
+#define REPL_MODE_DEFAULT 4294967295
+
+/**
  * Result code returned by every fallible `repl_*` function.
  *
  * Codes are stable and numbered in blocks per subsystem: 0 is success, 1xx general argument
- * and handle errors, 2xx WAL, 3xx configuration, 4xx clocks. A code, once published, keeps
+ * and handle errors, 2xx WAL, 3xx configuration, 4xx clocks, 5xx cluster (`repl_node`). A code, once published, keeps
  * its meaning forever; retired codes are never reused. New codes may be added, so treat an
  * unknown code as a generic failure (`repl_error_message` still describes it).
  *
@@ -141,6 +149,50 @@ enum repl_result
      * A vector clock was given two counters for the same node id.
      */
     REPL_ERR_CLOCK_DUPLICATE_NODE = 401,
+    /**
+     * The write was not appended to the log and will never commit: retrying it (on the
+     * leader) is safe. The detail names the leader when one is known.
+     */
+    REPL_ERR_CLUSTER_NOT_DURABLE = 500,
+    /**
+     * This operation must run on the leader; `repl_node_leader` names it when one is known.
+     */
+    REPL_ERR_CLUSTER_NOT_LEADER = 501,
+    /**
+     * The write entered the log but its acknowledgements were not gathered in time: it may
+     * or may not commit. Deduplicate before retrying. The detail gives its LSN when known.
+     */
+    REPL_ERR_CLUSTER_COMMIT_UNKNOWN = 502,
+    /**
+     * A wait (`repl_node_wait_for_lsn`, a membership change, ...) did not finish in time.
+     */
+    REPL_ERR_CLUSTER_TIMEOUT = 503,
+    /**
+     * A bounded-staleness read could not be served within its bound; nothing was read.
+     */
+    REPL_ERR_CLUSTER_STALE_READ = 504,
+    /**
+     * A linearizable read could not confirm leadership with a quorum; nothing was read.
+     */
+    REPL_ERR_CLUSTER_QUORUM_UNAVAILABLE = 505,
+    /**
+     * The cluster refused the request in its current state (SYNC with min_sync_replicas 0,
+     * no voter to hand leadership to, unknown member, ...). The detail says why.
+     */
+    REPL_ERR_CLUSTER_INVALID_REQUEST = 506,
+    /**
+     * A blocking `repl_node_*` call was made from inside an apply callback (or another
+     * library thread), where waiting would stall the node. Hand the work to another thread.
+     */
+    REPL_ERR_CLUSTER_REENTRANT_CALL = 507,
+    /**
+     * The node's storage (WAL, consensus state) failed. The detail names the cause.
+     */
+    REPL_ERR_CLUSTER_STORAGE = 508,
+    /**
+     * The consensus layer failed (network, internal state). The detail names the cause.
+     */
+    REPL_ERR_CLUSTER_CONSENSUS = 509,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -293,6 +345,64 @@ typedef uint32_t repl_vclock_ordering;
 #endif // __cplusplus
 
 /**
+ * Values of `repl_node_role` and `repl_node_info.role`.
+ */
+enum repl_role
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    REPL_ROLE_LEADER = 0,
+    REPL_ROLE_FOLLOWER = 1,
+    REPL_ROLE_CANDIDATE = 2,
+    /**
+     * A non-voting member.
+     */
+    REPL_ROLE_LEARNER = 3,
+    /**
+     * The node was shut down (or stopped).
+     */
+    REPL_ROLE_SHUTDOWN = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum repl_role repl_role;
+#else
+typedef uint32_t repl_role;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Values of `repl_node_read`'s `consistency`.
+ */
+enum repl_read_consistency
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Sees every write acknowledged before the read started, cluster-wide. Leader only
+     * (leader lease, ReadIndex round when the lease is not valid).
+     */
+    REPL_READ_LINEARIZABLE = 0,
+    /**
+     * The leader's applied state, without confirming leadership. Leader only.
+     */
+    REPL_READ_LEADER_LOCAL = 1,
+    /**
+     * The local state, if it is at most `max_staleness_ms` behind the leader. Any node.
+     */
+    REPL_READ_FOLLOWER_BOUNDED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum repl_read_consistency repl_read_consistency;
+#else
+typedef uint32_t repl_read_consistency;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A replication configuration, loaded from TOML and validated: every value it holds is usable.
  * Create with `repl_config_from_toml` or `repl_config_from_file`, release with
  * `repl_config_free`. It cannot be changed after loading.
@@ -311,6 +421,16 @@ typedef struct repl_config repl_config;
  * threads at once; readings are strictly increasing across all of them.
  */
 typedef struct repl_hlc repl_hlc;
+
+/**
+ * A running cluster member. Create with `repl_node_start`; stop with `repl_node_shutdown` and
+ * release with `repl_node_free`.
+ *
+ * Thread safety: every function may be called on the same node from any number of threads at
+ * once, except `repl_node_free`, which must be the last call on the handle. Blocking functions
+ * (see `repl_apply_fn`) wait on the calling thread and must not be called from a callback.
+ */
+typedef struct repl_node repl_node;
 
 /**
  * A vector clock: one event counter per node id; a node without an entry has counter 0.
@@ -399,6 +519,114 @@ typedef struct repl_record_view {
     uint64_t lsn;
     struct repl_record record;
 } repl_record_view;
+
+/**
+ * One committed write, as handed to a `repl_apply_fn`.
+ *
+ * Every pointer is valid only during the callback: copy what you keep. The strings are UTF-8
+ * and not NUL-terminated.
+ */
+typedef struct repl_applied_entry {
+    /**
+     * The entry's LSN (its Raft log index); increases from one callback to the next.
+     */
+    uint64_t lsn;
+    /**
+     * Term of the leader that created the entry.
+     */
+    uint64_t term;
+    /**
+     * HLC timestamp the leader assigned.
+     */
+    uint64_t hlc;
+    /**
+     * One of `repl_operation` (or another non-zero code a writer used).
+     */
+    uint8_t op;
+    const uint8_t *collection;
+    size_t collection_len;
+    const uint8_t *doc_id;
+    size_t doc_id_len;
+    /**
+     * Whether `txn_id` holds a transaction id.
+     */
+    bool has_txn_id;
+    uint64_t txn_id;
+    const uint8_t *payload;
+    size_t payload_len;
+} repl_applied_entry;
+
+/**
+ * The host's state machine: called once per committed write, in log (LSN) order.
+ *
+ * - Thread: a library thread named `replication-rt` (never the thread that called
+ *   `repl_node_start` or `repl_node_append`); calls for one node never overlap.
+ * - It may call the non-blocking functions (`repl_node_id`, `repl_node_role`,
+ *   `repl_node_leader`, `repl_node_term`, `repl_node_status`, `repl_node_local_addr`,
+ *   `repl_node_set_mode`, `repl_node_set_min_sync_replicas`) but must not call a blocking one
+ *   (start, initialize, append, wait_for_lsn, read, start_election, add_learner,
+ *   change_membership, shutdown) on any node: those return `REPL_ERR_CLUSTER_REENTRANT_CALL`
+ *   there. `repl_node_free` from a callback stops the node in the background.
+ * - Keep it short: the node applies nothing else while it runs. It must return normally (no
+ *   longjmp, no C++ exception): the entry cannot be skipped.
+ * - After a restart the node re-applies its log from the start (there is no snapshot of a
+ *   callback state machine): a host with durable storage skips LSNs it already holds.
+ */
+typedef void (*repl_apply_fn)(void *userdata, const struct repl_applied_entry *entry);
+
+/**
+ * A snapshot of a node's state (`repl_node_status`). LSN fields are 0 when there is none yet.
+ */
+typedef struct repl_node_info {
+    uint64_t node_id;
+    /**
+     * One of `repl_role`.
+     */
+    uint32_t role;
+    uint64_t term;
+    /**
+     * The leader this node knows of, 0 if none.
+     */
+    uint64_t leader;
+    /**
+     * Last LSN in the local log.
+     */
+    uint64_t last_lsn;
+    /**
+     * Last LSN durable in the local log.
+     */
+    uint64_t durable_lsn;
+    /**
+     * Last LSN this node knows to be committed.
+     */
+    uint64_t commit_lsn;
+    /**
+     * Last LSN applied to the state machine.
+     */
+    uint64_t applied_lsn;
+    /**
+     * Current acknowledgement mode, one of `repl_replication_mode`.
+     */
+    uint32_t mode;
+    uint32_t min_sync_replicas;
+    size_t voter_count;
+    size_t learner_count;
+} repl_node_info;
+
+/**
+ * One member for `repl_node_initialize`.
+ */
+typedef struct repl_member {
+    /**
+     * The member's `node_id`.
+     */
+    uint64_t node_id;
+    /**
+     * Where it listens for replication traffic, `host:port`, UTF-8, `address_len` bytes.
+     */
+    const uint8_t *address;
+    size_t address_len;
+} repl_member;
 
 /**
  * Options for `repl_wal_open`. Fill it with `repl_wal_options_default`, then set `dir`.
@@ -791,6 +1019,33 @@ repl_result repl_config_warning(const struct repl_config *cfg,
 repl_result repl_wal_open_from_config(const struct repl_config *cfg, struct repl_wal **out);
 
 /**
+ * **Development only.** Generates a throwaway CA, a TLS certificate per node and an ed25519
+ * vote-signing key per node for the `n` ids in `ids`, and writes them into directory `dir`
+ * (UTF-8, `dir_len` bytes; created if missing). Never use them in production: the CA's private
+ * key is discarded and the files are not protected beyond their modes.
+ *
+ * Files, for each id `<id>` in decimal:
+ * - `ca.pem`: the CA certificate (every node's `ca_path`);
+ * - `node-<id>.pem`, `node-<id>.key`: the node's certificate (for `localhost` and
+ *   `127.0.0.1`, naming `node-<id>`) and its private key (mode 0600): `cert_path`, `key_path`;
+ * - `node-<id>.ed25519`: the vote-signing key (mode 0600): `node_key_path`;
+ * - `node-<id>.pub`: its public key as 64 hex digits and a newline: what the other nodes put
+ *   in `peers[].public_key`.
+ *
+ * Fails with `REPL_ERR_INVALID_ARGUMENT` for an id of 0 or a repeated id (nothing is
+ * written), `REPL_ERR_CONFIG_IO` when a file cannot be written.
+ *
+ * Blocking; thread safety: any thread (two calls must not share a directory).
+ *
+ * # Safety
+ * `dir` readable for `dir_len` bytes; `ids` NULL or an array of `n` ids.
+ */
+repl_result repl_dev_cluster_materials(const uint8_t *dir,
+                                       size_t dir_len,
+                                       const uint64_t *ids,
+                                       size_t n);
+
+/**
  * Creates a clock that rejects remote timestamps more than `max_drift_ms` ahead of the local
  * wall clock, and stores it in `*out`. The caller owns it and must release it with
  * `repl_hlc_free`.
@@ -865,6 +1120,282 @@ repl_result repl_wal_iter_next(struct repl_wal_iter *iter,
  * `iter` must be NULL or an iterator from `repl_wal_read_from` that has not been freed.
  */
 void repl_wal_iter_free(struct repl_wal_iter *iter);
+
+/**
+ * Starts a node from `cfg` and stores it in `*out` (free it with `repl_node_free`).
+ *
+ * Uses from the config: `listen_address` (port 0 picks a free port, see
+ * `repl_node_local_addr`), `wal_directory` (the Raft log; consensus state in its `raft/`
+ * subdirectory), the timings and mode, `node_key_path` (this node's ed25519 vote-signing key;
+ * required), every `peers[].public_key` (to verify their votes), and `cert_path`, `key_path`,
+ * `ca_path` for mutual TLS 1.3. Plaintext is used only with `allow_plaintext_dev = true` and no
+ * certificate configured (development only; it logs a warning).
+ *
+ * `on_apply` receives every committed write (see `repl_apply_fn`), with `userdata` as its
+ * first argument; `userdata` must stay valid until `repl_node_shutdown` or `repl_node_free`
+ * returns. With `on_apply` NULL the node uses a built-in in-memory store, which also serves
+ * `repl_node_read` (`userdata` is then ignored).
+ *
+ * A new cluster does nothing until `repl_node_initialize` is called on one member.
+ *
+ * Errors: `REPL_ERR_CONFIG_INVALID` (missing `node_key_path`, a peer without a valid public
+ * key, unusable TLS files, a certificate not naming `node-<node_id>`, a listen address that
+ * cannot be bound), `REPL_ERR_CONFIG_IO` (the node key file cannot be read),
+ * `REPL_ERR_CLUSTER_STORAGE` (the WAL or consensus state cannot be opened, e.g. its directory
+ * is in use).
+ *
+ * Blocking; thread safety: any thread except a callback thread.
+ *
+ * # Safety
+ * `cfg` NULL or a live config; `on_apply` NULL or a function with the `repl_apply_fn`
+ * contract; `out` NULL or writable.
+ */
+repl_result repl_node_start(const struct repl_config *cfg,
+                            repl_apply_fn on_apply,
+                            void *userdata,
+                            struct repl_node **out);
+
+/**
+ * Stores this node's id.
+ *
+ * Non-blocking; thread safety: any thread, callbacks included; also after shutdown.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `out` NULL or writable.
+ */
+repl_result repl_node_id(const struct repl_node *node, uint64_t *out);
+
+/**
+ * Copies the address the consensus listener is bound to (`host:port`; the real port when the
+ * config asked for port 0) into `buf`, with the text-buffer protocol of `repl_error_message`.
+ *
+ * Non-blocking; thread safety: any thread, callbacks included; also after shutdown.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `buf` NULL or writable for `len` bytes; `out_len` NULL or
+ * writable.
+ */
+repl_result repl_node_local_addr(const struct repl_node *node,
+                                 char *buf,
+                                 size_t len,
+                                 size_t *out_len);
+
+/**
+ * Stores the node's role, a `repl_role` value (`REPL_ROLE_SHUTDOWN` after shutdown).
+ *
+ * Non-blocking; thread safety: any thread, callbacks included.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `out` NULL or writable.
+ */
+repl_result repl_node_role(const struct repl_node *node, uint32_t *out);
+
+/**
+ * Stores the id of the leader this node knows of, or 0 when it knows none.
+ *
+ * Non-blocking; thread safety: any thread, callbacks included.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `out` NULL or writable.
+ */
+repl_result repl_node_leader(const struct repl_node *node, uint64_t *out);
+
+/**
+ * Stores the node's current Raft term.
+ *
+ * Non-blocking; thread safety: any thread, callbacks included.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `out` NULL or writable.
+ */
+repl_result repl_node_term(const struct repl_node *node, uint64_t *out);
+
+/**
+ * Fills `*out` with a snapshot of the node's state (role, term, leader, LSNs, mode, member
+ * counts).
+ *
+ * Non-blocking; thread safety: any thread, callbacks included.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `out` NULL or writable.
+ */
+repl_result repl_node_status(const struct repl_node *node, struct repl_node_info *out);
+
+/**
+ * Forms a new cluster of the `n` voters in `members` (ids and `host:port` addresses, this
+ * node included). Call once, on one node of a new cluster; the others learn it from that node.
+ * `n` must be at least 1 and ids unique.
+ *
+ * Blocking; thread safety: any thread except a callback thread.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `members` NULL or an array of `n` valid members.
+ */
+repl_result repl_node_initialize(struct repl_node *node,
+                                 const struct repl_member *members,
+                                 size_t n);
+
+/**
+ * Appends `record` through consensus and stores its LSN in `*out_lsn` once it is
+ * acknowledged per `mode` (`REPL_MODE_SYNC`, `REPL_MODE_SEMI_SYNC`, `REPL_MODE_ASYNC`, or
+ * `REPL_MODE_DEFAULT` for the node's current mode). Only `op`, `collection`, `doc_id`,
+ * `payload` and the transaction id of `record` are used: the leader assigns term, HLC and
+ * origin.
+ *
+ * Errors to tell apart: `REPL_ERR_CLUSTER_NOT_LEADER` (send it to `repl_node_leader`),
+ * `REPL_ERR_CLUSTER_NOT_DURABLE` (never entered the log; safe to retry),
+ * `REPL_ERR_CLUSTER_COMMIT_UNKNOWN` (entered the log but not acknowledged within
+ * `replication_timeout_ms`: may still commit, deduplicate before retrying). Never a false
+ * success.
+ *
+ * Blocking; thread safety: any thread except a callback thread, concurrently.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `record` NULL or a valid record; `out_lsn` NULL or writable.
+ */
+repl_result repl_node_append(struct repl_node *node,
+                             const struct repl_record *record,
+                             uint32_t mode,
+                             uint64_t *out_lsn);
+
+/**
+ * Waits until this node has applied `lsn` to its state machine (its apply callback returned
+ * for it); `REPL_ERR_CLUSTER_TIMEOUT` after `timeout_ms`.
+ *
+ * Blocking; thread safety: any thread except a callback thread.
+ *
+ * # Safety
+ * `node` NULL or a live handle.
+ */
+repl_result repl_node_wait_for_lsn(struct repl_node *node, uint64_t lsn, uint64_t timeout_ms);
+
+/**
+ * Reads document (`collection`, `doc_id`) from the node's state machine with `consistency`
+ * (a `repl_read_consistency`; `max_staleness_ms` is used only with
+ * `REPL_READ_FOLLOWER_BOUNDED`). Available only with the built-in store (`on_apply` NULL at
+ * start); otherwise `REPL_ERR_INVALID_ARGUMENT`.
+ *
+ * When the document exists, stores true in `*out_found`, its payload length in `*out_len`
+ * and copies the payload into `buf` (no NUL added); if `len` is too small, returns
+ * `REPL_ERR_BUFFER_TOO_SMALL` with only `*out_len` written (read again with a larger
+ * buffer). When it does not exist, stores false and 0.
+ *
+ * Blocking; thread safety: any thread except a callback thread, concurrently.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `collection`/`doc_id` readable for their lengths; `buf` NULL
+ * or writable for `len` bytes; `out_len`, `out_found` NULL or writable.
+ */
+repl_result repl_node_read(struct repl_node *node,
+                           const uint8_t *collection,
+                           size_t collection_len,
+                           const uint8_t *doc_id,
+                           size_t doc_id_len,
+                           uint32_t consistency,
+                           uint64_t max_staleness_ms,
+                           uint8_t *buf,
+                           size_t len,
+                           size_t *out_len,
+                           bool *out_found);
+
+/**
+ * For an operator or HA watchdog. On the leader: hands leadership to the most caught-up voter
+ * and stores its id in `*out_transfer_to`. With no known leader: campaigns (pre-vote first) and
+ * stores 0. On a follower with a live leader: `REPL_ERR_CLUSTER_NOT_LEADER`.
+ *
+ * Blocking (briefly); thread safety: any thread except a callback thread.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `out_transfer_to` NULL or writable.
+ */
+repl_result repl_node_start_election(struct repl_node *node, uint64_t *out_transfer_to);
+
+/**
+ * Changes this node's acknowledgement mode for later writes (`REPL_MODE_SYNC`,
+ * `REPL_MODE_SEMI_SYNC` or `REPL_MODE_ASYNC`), at run time. SYNC with min_sync_replicas 0 is
+ * refused with `REPL_ERR_CLUSTER_INVALID_REQUEST`.
+ *
+ * Non-blocking; thread safety: any thread, callbacks included.
+ *
+ * # Safety
+ * `node` NULL or a live handle.
+ */
+repl_result repl_node_set_mode(struct repl_node *node, uint32_t mode);
+
+/**
+ * Changes how many followers SEMI_SYNC (and SYNC) writes wait for, at run time. 0 is refused
+ * in SYNC mode with `REPL_ERR_CLUSTER_INVALID_REQUEST`.
+ *
+ * Non-blocking; thread safety: any thread, callbacks included.
+ *
+ * # Safety
+ * `node` NULL or a live handle.
+ */
+repl_result repl_node_set_min_sync_replicas(struct repl_node *node, uint32_t n);
+
+/**
+ * On the leader: adds node `node_id` at `address` (`host:port`) as a non-voting member and
+ * stores the LSN of the membership entry. With `wait_caught_up`, returns once it has caught
+ * up. Its public key must already be known to the voters (their `peers[].public_key`) for it
+ * to vote later.
+ *
+ * Blocking; thread safety: any thread except a callback thread.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `address` readable for `address_len` bytes; `out_lsn` NULL or
+ * writable.
+ */
+repl_result repl_node_add_learner(struct repl_node *node,
+                                  uint64_t node_id,
+                                  const uint8_t *address,
+                                  size_t address_len,
+                                  bool wait_caught_up,
+                                  uint64_t *out_lsn);
+
+/**
+ * On the leader: replaces the voter set with the `n` ids in `voters` through joint consensus
+ * and stores the LSN of the final membership entry. Voters must already be members (add them
+ * with `repl_node_add_learner` first). With `retain`, removed voters stay as learners.
+ *
+ * Blocking; thread safety: any thread except a callback thread.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `voters` NULL or an array of `n` ids; `out_lsn` NULL or
+ * writable.
+ */
+repl_result repl_node_change_membership(struct repl_node *node,
+                                        const uint64_t *voters,
+                                        size_t n,
+                                        bool retain,
+                                        uint64_t *out_lsn);
+
+/**
+ * Stops the node: closes its listener and connections, stops consensus and closes its WAL
+ * (after a final sync). No apply callback runs after it returns. The handle stays allocated:
+ * release it with `repl_node_free`. Later calls return `REPL_ERR_HANDLE_CLOSED` (a second
+ * shutdown included), except role (`REPL_ROLE_SHUTDOWN`), id, leader, term, status and
+ * local_addr, which still answer.
+ *
+ * Blocking; thread safety: any thread except a callback thread; calls running concurrently
+ * on other threads complete or fail.
+ *
+ * # Safety
+ * `node` NULL or a live handle.
+ */
+repl_result repl_node_shutdown(struct repl_node *node);
+
+/**
+ * Releases a node from `repl_node_start`, shutting it down first if it still runs (waiting
+ * for that, except when called from an apply callback, where the shutdown finishes in the
+ * background). NULL is accepted and ignored. An error from that implicit shutdown is recorded
+ * for `repl_last_error_detail` (call `repl_node_shutdown` first to see it).
+ *
+ * Thread safety: must be the last call on the handle.
+ *
+ * # Safety
+ * `node` NULL or a handle from `repl_node_start` that has not been freed.
+ */
+void repl_node_free(struct repl_node *node);
 
 /**
  * Creates an empty clock (every counter 0) and stores it in `*out`. The caller owns it and

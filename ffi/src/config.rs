@@ -40,6 +40,10 @@ impl repl_config {
         let warnings = config.warnings();
         repl_config { config, warnings }
     }
+
+    pub(crate) fn inner(&self) -> &ReplicationConfig {
+        &self.config
+    }
 }
 
 /// Element `i` of `items`, or `REPL_ERR_INVALID_ARGUMENT` naming the valid range.

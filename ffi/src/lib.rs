@@ -19,17 +19,22 @@
 // declaration order (alphabetical: rustfmt sorts them).
 mod boundary;
 mod config;
+mod dev;
 mod hlc;
 mod iter;
+mod node;
 mod result;
+mod runtime;
 mod vclock;
 mod wal;
 
 use std::ffi::c_char;
 
 pub use config::*;
+pub use dev::*;
 pub use hlc::*;
 pub use iter::*;
+pub use node::*;
 pub use result::repl_result;
 pub use vclock::*;
 pub use wal::*;

@@ -3,12 +3,13 @@
 
 use replication_core::clock::{ClockError, DuplicateNode};
 use replication_core::config::ConfigError;
+use replication_core::consensus::ConsensusError;
 use replication_core::WalError;
 
 /// Result code returned by every fallible `repl_*` function.
 ///
 /// Codes are stable and numbered in blocks per subsystem: 0 is success, 1xx general argument
-/// and handle errors, 2xx WAL, 3xx configuration, 4xx clocks. A code, once published, keeps
+/// and handle errors, 2xx WAL, 3xx configuration, 4xx clocks, 5xx cluster (`repl_node`). A code, once published, keeps
 /// its meaning forever; retired codes are never reused. New codes may be added, so treat an
 /// unknown code as a generic failure (`repl_error_message` still describes it).
 ///
@@ -72,6 +73,31 @@ pub enum repl_result {
     REPL_ERR_CLOCK_DRIFT_EXCEEDED = 400,
     /// A vector clock was given two counters for the same node id.
     REPL_ERR_CLOCK_DUPLICATE_NODE = 401,
+
+    /// The write was not appended to the log and will never commit: retrying it (on the
+    /// leader) is safe. The detail names the leader when one is known.
+    REPL_ERR_CLUSTER_NOT_DURABLE = 500,
+    /// This operation must run on the leader; `repl_node_leader` names it when one is known.
+    REPL_ERR_CLUSTER_NOT_LEADER = 501,
+    /// The write entered the log but its acknowledgements were not gathered in time: it may
+    /// or may not commit. Deduplicate before retrying. The detail gives its LSN when known.
+    REPL_ERR_CLUSTER_COMMIT_UNKNOWN = 502,
+    /// A wait (`repl_node_wait_for_lsn`, a membership change, ...) did not finish in time.
+    REPL_ERR_CLUSTER_TIMEOUT = 503,
+    /// A bounded-staleness read could not be served within its bound; nothing was read.
+    REPL_ERR_CLUSTER_STALE_READ = 504,
+    /// A linearizable read could not confirm leadership with a quorum; nothing was read.
+    REPL_ERR_CLUSTER_QUORUM_UNAVAILABLE = 505,
+    /// The cluster refused the request in its current state (SYNC with min_sync_replicas 0,
+    /// no voter to hand leadership to, unknown member, ...). The detail says why.
+    REPL_ERR_CLUSTER_INVALID_REQUEST = 506,
+    /// A blocking `repl_node_*` call was made from inside an apply callback (or another
+    /// library thread), where waiting would stall the node. Hand the work to another thread.
+    REPL_ERR_CLUSTER_REENTRANT_CALL = 507,
+    /// The node's storage (WAL, consensus state) failed. The detail names the cause.
+    REPL_ERR_CLUSTER_STORAGE = 508,
+    /// The consensus layer failed (network, internal state). The detail names the cause.
+    REPL_ERR_CLUSTER_CONSENSUS = 509,
 }
 
 use repl_result::*;
@@ -99,6 +125,16 @@ impl repl_result {
         REPL_ERR_CONFIG_INVALID,
         REPL_ERR_CLOCK_DRIFT_EXCEEDED,
         REPL_ERR_CLOCK_DUPLICATE_NODE,
+        REPL_ERR_CLUSTER_NOT_DURABLE,
+        REPL_ERR_CLUSTER_NOT_LEADER,
+        REPL_ERR_CLUSTER_COMMIT_UNKNOWN,
+        REPL_ERR_CLUSTER_TIMEOUT,
+        REPL_ERR_CLUSTER_STALE_READ,
+        REPL_ERR_CLUSTER_QUORUM_UNAVAILABLE,
+        REPL_ERR_CLUSTER_INVALID_REQUEST,
+        REPL_ERR_CLUSTER_REENTRANT_CALL,
+        REPL_ERR_CLUSTER_STORAGE,
+        REPL_ERR_CLUSTER_CONSENSUS,
     ];
 
     /// The code with numeric value `code`, if there is one. C may hand us any integer, so this
@@ -140,6 +176,27 @@ impl repl_result {
                 "remote HLC timestamp exceeds the allowed clock drift; the clock was not advanced"
             }
             REPL_ERR_CLOCK_DUPLICATE_NODE => "a vector clock lists the same node more than once",
+            REPL_ERR_CLUSTER_NOT_DURABLE => {
+                "the write was not appended and will not commit; it is safe to retry"
+            }
+            REPL_ERR_CLUSTER_NOT_LEADER => "this node is not the leader; send the request there",
+            REPL_ERR_CLUSTER_COMMIT_UNKNOWN => {
+                "the outcome of the write is unknown; it may still commit, so deduplicate \
+                 before retrying"
+            }
+            REPL_ERR_CLUSTER_TIMEOUT => "the cluster operation timed out",
+            REPL_ERR_CLUSTER_STALE_READ => {
+                "this node is too far behind the leader for the requested staleness bound"
+            }
+            REPL_ERR_CLUSTER_QUORUM_UNAVAILABLE => {
+                "the leader could not confirm its leadership with a quorum; nothing was read"
+            }
+            REPL_ERR_CLUSTER_INVALID_REQUEST => "the cluster refused the request",
+            REPL_ERR_CLUSTER_REENTRANT_CALL => {
+                "blocking node calls are not allowed from an apply callback or library thread"
+            }
+            REPL_ERR_CLUSTER_STORAGE => "the node's storage failed",
+            REPL_ERR_CLUSTER_CONSENSUS => "the consensus layer failed",
         }
     }
 }
@@ -222,6 +279,23 @@ impl From<DuplicateNode> for Failure {
     }
 }
 
+impl From<ConsensusError> for Failure {
+    fn from(e: ConsensusError) -> Self {
+        let code = match &e {
+            ConsensusError::NotDurable { .. } => REPL_ERR_CLUSTER_NOT_DURABLE,
+            ConsensusError::Unknown { .. } => REPL_ERR_CLUSTER_COMMIT_UNKNOWN,
+            ConsensusError::NotLeader { .. } => REPL_ERR_CLUSTER_NOT_LEADER,
+            ConsensusError::Invalid(_) => REPL_ERR_CLUSTER_INVALID_REQUEST,
+            ConsensusError::Stale { .. } => REPL_ERR_CLUSTER_STALE_READ,
+            ConsensusError::QuorumUnavailable(_) => REPL_ERR_CLUSTER_QUORUM_UNAVAILABLE,
+            ConsensusError::Timeout(..) => REPL_ERR_CLUSTER_TIMEOUT,
+            ConsensusError::Storage(_) => REPL_ERR_CLUSTER_STORAGE,
+            ConsensusError::Raft(_) => REPL_ERR_CLUSTER_CONSENSUS,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +326,8 @@ mod tests {
                 3
             } else if name.starts_with("REPL_ERR_CLOCK_") {
                 4
+            } else if name.starts_with("REPL_ERR_CLUSTER_") {
+                5
             } else if r == REPL_OK {
                 0
             } else {

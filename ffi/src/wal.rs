@@ -227,7 +227,10 @@ fn options_to_c(o: &WalOptions) -> repl_wal_options {
 ///
 /// # Safety
 /// The record's (pointer, length) pairs must be readable for the duration of the call.
-unsafe fn record_from_c(r: &repl_record, name: &dyn std::fmt::Display) -> FfiResult<NewRecord> {
+pub(crate) unsafe fn record_from_c(
+    r: &repl_record,
+    name: &dyn std::fmt::Display,
+) -> FfiResult<NewRecord> {
     // SAFETY: forwarded contract.
     let (collection, doc_id, payload) = unsafe {
         (

@@ -2,10 +2,10 @@
 //
 // Names follow ThemisDB: WALEntry, WalManager (alias WAL), HybridLogicalClock, VectorClock,
 // ReplicationConfig (accessors named like its fields), ReplicationMode, ReplicationError,
-// Operation. Every failing C call becomes a ReplicationError carrying the repl_result code and
+// Operation, ReplicationManager (one cluster member), IReplicationListener. Every failing C call becomes a ReplicationError carrying the repl_result code and
 // the library's detail text (file, offset, LSNs, OS error, every configuration problem).
 //
-// Ownership: WalManager, WalReader and HybridLogicalClock own their C handle, are move-only and
+// Ownership: WalManager, WalReader, HybridLogicalClock and ReplicationManager own their C handle, are move-only and
 // release it in their destructor. VectorClock owns its handle and copies it on copy.
 // ReplicationConfig is immutable, so copies share one handle, released with the last copy.
 // Thread safety is that of the C API: a WalManager, a HybridLogicalClock and a
@@ -19,7 +19,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -676,6 +678,321 @@ public:
 
 private:
     repl_vclock* handle_ = nullptr;
+};
+
+// --- Cluster ----------------------------------------------------------------------------------
+
+/// A node's role in the cluster (ReplicationManager::role()).
+enum class NodeRole : std::uint32_t {
+    Leader = REPL_ROLE_LEADER,
+    Follower = REPL_ROLE_FOLLOWER,
+    Candidate = REPL_ROLE_CANDIDATE,
+    /// A non-voting member.
+    Learner = REPL_ROLE_LEARNER,
+    /// The node was shut down.
+    Shutdown = REPL_ROLE_SHUTDOWN,
+};
+
+/// How fresh a ReplicationManager::read() must be.
+enum class ReadConsistency : std::uint32_t {
+    /// Sees every write acknowledged before the read started. Leader only.
+    Linearizable = REPL_READ_LINEARIZABLE,
+    /// The leader's applied state, without confirming leadership. Leader only.
+    LeaderLocal = REPL_READ_LEADER_LOCAL,
+    /// The local state, if at most `maxStaleness` behind the leader. Any node.
+    FollowerBounded = REPL_READ_FOLLOWER_BOUNDED,
+};
+
+/// The write was refused because this node is not the leader. leader() names the leader this
+/// node knows of; send the write there.
+class NotLeaderError : public ReplicationError {
+public:
+    NotLeaderError(repl_result code, std::string detail, std::optional<std::uint64_t> leader_id)
+        : ReplicationError(code, std::move(detail)), leader_(leader_id) {}
+    std::optional<std::uint64_t> leader() const noexcept { return leader_; }
+
+private:
+    std::optional<std::uint64_t> leader_;
+};
+
+/// The write entered the log but was not acknowledged in time: it may still commit.
+/// Deduplicate before retrying (REPL_ERR_CLUSTER_COMMIT_UNKNOWN).
+class CommitUnknownError : public ReplicationError {
+public:
+    using ReplicationError::ReplicationError;
+};
+
+/// The write never entered the log; retrying it is safe (REPL_ERR_CLUSTER_NOT_DURABLE).
+class NotDurableError : public ReplicationError {
+public:
+    using ReplicationError::ReplicationError;
+};
+
+/// A wait did not finish in time (REPL_ERR_CLUSTER_TIMEOUT).
+class ClusterTimeoutError : public ReplicationError {
+public:
+    using ReplicationError::ReplicationError;
+};
+
+/// Receives every committed write of a ReplicationManager, in LSN order.
+///
+/// onWALEntryApplied runs on a library thread (`replication-rt`), never concurrently with
+/// itself for one manager. It may call the non-blocking ReplicationManager methods (role,
+/// leader, term, nodeId, status, localAddress, setMode, setMinSyncReplicas) but not the
+/// blocking ones (append, waitForLsn, read, ...): those throw ReplicationError with
+/// REPL_ERR_CLUSTER_REENTRANT_CALL there. It must not throw: an entry cannot be skipped, so an
+/// escaping exception terminates the process (std::terminate).
+class IReplicationListener {
+public:
+    virtual ~IReplicationListener() = default;
+    /// `entry.origin` is 0 (the applied entry does not carry it); `entry.lsn` is set.
+    virtual void onWALEntryApplied(const WALEntry& entry) = 0;
+};
+
+/// ReplicationManager::status().
+struct NodeStatus {
+    std::uint64_t node_id = 0;
+    NodeRole role = NodeRole::Follower;
+    std::uint64_t term = 0;
+    std::optional<std::uint64_t> leader;
+    std::uint64_t last_lsn = 0;
+    std::uint64_t durable_lsn = 0;
+    std::uint64_t commit_lsn = 0;
+    std::uint64_t applied_lsn = 0;
+    ReplicationMode mode = ReplicationMode::SEMI_SYNC;
+    std::uint32_t min_sync_replicas = 0;
+    std::size_t voter_count = 0;
+    std::size_t learner_count = 0;
+};
+
+namespace detail {
+
+/// The trampoline handed to repl_node_start: userdata is the IReplicationListener.
+inline void apply_trampoline(void* userdata, const repl_applied_entry* e) noexcept {
+    WALEntry entry;
+    entry.lsn = e->lsn;
+    entry.term = e->term;
+    entry.hlc = e->hlc;
+    entry.operation = static_cast<Operation>(e->op);
+    entry.collection.assign(reinterpret_cast<const char*>(e->collection), e->collection_len);
+    entry.doc_id.assign(reinterpret_cast<const char*>(e->doc_id), e->doc_id_len);
+    if (e->has_txn_id) entry.txn_id = e->txn_id;
+    if (e->payload_len > 0) entry.payload.assign(e->payload, e->payload + e->payload_len);
+    // noexcept: an exception from the listener calls std::terminate (see IReplicationListener).
+    static_cast<IReplicationListener*>(userdata)->onWALEntryApplied(entry);
+}
+
+}  // namespace detail
+
+/// Writes throwaway TLS certificates and vote-signing keys for `ids` into `dir`
+/// (repl_dev_cluster_materials: ca.pem, node-<id>.pem/.key/.ed25519/.pub). Development only.
+inline void devClusterMaterials(std::string_view dir, const std::vector<std::uint64_t>& ids) {
+    detail::check(repl_dev_cluster_materials(detail::bytes(dir), dir.size(), ids.data(),
+                                             ids.size()));
+}
+
+/// One member of a replication cluster (Raft consensus on the WAL, mutual TLS to its peers),
+/// started from a ReplicationConfig (which must name node_key_path, the peers' public keys and
+/// the TLS files). Move-only; the destructor shuts the node down (if still running) and frees
+/// it, losing any error of that shutdown: call shutdown() to see it.
+///
+/// Thread safety: every method may be called from many threads at once. Blocking methods
+/// (initialize, append, waitForLsn, read, startElection, addLearner, changeMembership,
+/// shutdown) wait on the calling thread and must not be called from a listener.
+///
+/// Errors throw ReplicationError; the cluster's outcomes have their own types: NotLeaderError,
+/// NotDurableError (safe to retry), CommitUnknownError (deduplicate before retrying),
+/// ClusterTimeoutError.
+class ReplicationManager {
+public:
+    /// Starts the node. With a listener, it receives every committed write and must outlive
+    /// the node (until shutdown() returns or the manager is destroyed). Without one
+    /// (nullptr), the node keeps its state in a built-in in-memory store that read() serves.
+    explicit ReplicationManager(const ReplicationConfig& config,
+                                IReplicationListener* listener = nullptr) {
+        const repl_config* cfg = config.native();
+        if (listener != nullptr) {
+            detail::check(repl_node_start(cfg, &detail::apply_trampoline, listener, &handle_));
+        } else {
+            detail::check(repl_node_start(cfg, nullptr, nullptr, &handle_));
+        }
+    }
+
+    ReplicationManager(ReplicationManager&& other) noexcept
+        : handle_(std::exchange(other.handle_, nullptr)) {}
+    ReplicationManager& operator=(ReplicationManager&& other) noexcept {
+        if (this != &other) {
+            repl_node_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    ReplicationManager(const ReplicationManager&) = delete;
+    ReplicationManager& operator=(const ReplicationManager&) = delete;
+    ~ReplicationManager() { repl_node_free(handle_); }
+
+    /// Forms a new cluster of `members` (node id -> "host:port", this node included). Call
+    /// once, on one node.
+    void initialize(const std::map<std::uint64_t, std::string>& members) {
+        std::vector<repl_member> c;
+        c.reserve(members.size());
+        for (const auto& [id, addr] : members) {
+            repl_member m{};
+            m.node_id = id;
+            m.address = detail::bytes(addr);
+            m.address_len = addr.size();
+            c.push_back(m);
+        }
+        check(repl_node_initialize(handle_, c.data(), c.size()));
+    }
+
+    /// Appends `entry` through consensus (only operation, collection, doc_id, txn_id and
+    /// payload are used) and returns its LSN once acknowledged per `mode` (default: the node's
+    /// current mode).
+    std::uint64_t append(const WALEntry& entry, std::optional<ReplicationMode> mode = {}) {
+        repl_record r = detail::to_c(entry);
+        std::uint32_t m = mode ? static_cast<std::uint32_t>(*mode) : REPL_MODE_DEFAULT;
+        std::uint64_t lsn = 0;
+        check(repl_node_append(handle_, &r, m, &lsn));
+        return lsn;
+    }
+
+    /// Waits until this node has applied `lsn`; throws ClusterTimeoutError after `timeout`.
+    void waitForLsn(std::uint64_t lsn, std::chrono::milliseconds timeout) {
+        check(repl_node_wait_for_lsn(handle_, lsn, static_cast<std::uint64_t>(timeout.count())));
+    }
+
+    /// Reads a document; std::nullopt if it does not exist. Only for a manager without a
+    /// listener (built-in store). `maxStaleness` is used with FollowerBounded only.
+    std::optional<std::vector<std::uint8_t>> read(
+        std::string_view collection, std::string_view doc_id,
+        ReadConsistency consistency = ReadConsistency::Linearizable,
+        std::chrono::milliseconds maxStaleness = std::chrono::milliseconds(0)) {
+        std::vector<std::uint8_t> buf(256);
+        for (;;) {
+            std::size_t len = 0;
+            bool found = false;
+            repl_result rc = repl_node_read(
+                handle_, detail::bytes(collection), collection.size(), detail::bytes(doc_id),
+                doc_id.size(), static_cast<std::uint32_t>(consistency),
+                static_cast<std::uint64_t>(maxStaleness.count()), buf.data(), buf.size(), &len,
+                &found);
+            if (rc == REPL_ERR_BUFFER_TOO_SMALL) {
+                buf.resize(len);  // the document grew meanwhile: try again
+                continue;
+            }
+            check(rc);
+            if (!found) return std::nullopt;
+            buf.resize(len);
+            return buf;
+        }
+    }
+
+    std::uint64_t nodeId() const { return get<std::uint64_t>(repl_node_id); }
+    NodeRole role() const { return static_cast<NodeRole>(get<std::uint32_t>(repl_node_role)); }
+    /// The leader this node knows of, if any.
+    std::optional<std::uint64_t> leader() const {
+        std::uint64_t l = get<std::uint64_t>(repl_node_leader);
+        return l == 0 ? std::nullopt : std::optional<std::uint64_t>(l);
+    }
+    std::uint64_t term() const { return get<std::uint64_t>(repl_node_term); }
+    bool isLeader() const { return role() == NodeRole::Leader; }
+
+    /// The address the consensus listener is bound to ("host:port").
+    std::string localAddress() const {
+        return detail::copy_text([this](char* buf, std::size_t len, std::size_t* out) {
+            return repl_node_local_addr(handle_, buf, len, out);
+        });
+    }
+
+    NodeStatus status() const {
+        repl_node_info i{};
+        detail::check(repl_node_status(handle_, &i));
+        NodeStatus s;
+        s.node_id = i.node_id;
+        s.role = static_cast<NodeRole>(i.role);
+        s.term = i.term;
+        if (i.leader != 0) s.leader = i.leader;
+        s.last_lsn = i.last_lsn;
+        s.durable_lsn = i.durable_lsn;
+        s.commit_lsn = i.commit_lsn;
+        s.applied_lsn = i.applied_lsn;
+        s.mode = static_cast<ReplicationMode>(i.mode);
+        s.min_sync_replicas = i.min_sync_replicas;
+        s.voter_count = i.voter_count;
+        s.learner_count = i.learner_count;
+        return s;
+    }
+
+    /// On the leader: hands leadership to the most caught-up voter and returns its id. With no
+    /// known leader: campaigns and returns std::nullopt. On a follower: NotLeaderError.
+    std::optional<std::uint64_t> startElection() {
+        std::uint64_t to = 0;
+        check(repl_node_start_election(handle_, &to));
+        return to == 0 ? std::nullopt : std::optional<std::uint64_t>(to);
+    }
+
+    /// Changes the acknowledgement mode for later writes, at run time.
+    void setMode(ReplicationMode mode) {
+        check(repl_node_set_mode(handle_, static_cast<std::uint32_t>(mode)));
+    }
+    void setMinSyncReplicas(std::uint32_t n) { check(repl_node_set_min_sync_replicas(handle_, n)); }
+
+    /// Adds a non-voting member; returns the LSN of the membership entry.
+    std::uint64_t addLearner(std::uint64_t id, std::string_view address,
+                             bool waitCaughtUp = true) {
+        std::uint64_t lsn = 0;
+        check(repl_node_add_learner(handle_, id, detail::bytes(address), address.size(),
+                                    waitCaughtUp, &lsn));
+        return lsn;
+    }
+
+    /// Replaces the voter set through joint consensus; returns the LSN of the change.
+    std::uint64_t changeMembership(const std::vector<std::uint64_t>& voters,
+                                   bool retain = false) {
+        std::uint64_t lsn = 0;
+        check(repl_node_change_membership(handle_, voters.data(), voters.size(), retain, &lsn));
+        return lsn;
+    }
+
+    /// Stops the node; no listener call happens after it returns. Later calls (except role,
+    /// leader, term, nodeId, status, localAddress) throw REPL_ERR_HANDLE_CLOSED.
+    void shutdown() { check(repl_node_shutdown(handle_)); }
+
+    repl_node* native() noexcept { return handle_; }
+
+private:
+    template <typename T>
+    T get(repl_result (*f)(const repl_node*, T*)) const {
+        T v{};
+        detail::check(f(handle_, &v));
+        return v;
+    }
+
+    /// Throws the exception type of a cluster outcome. Reads the detail first: it is the
+    /// calling thread's last failure only until the next failing call.
+    void check(repl_result rc) const {
+        if (rc == REPL_OK) return;
+        std::string what = detail::last_error_detail();
+        switch (rc) {
+            case REPL_ERR_CLUSTER_NOT_LEADER: {
+                std::uint64_t l = 0;
+                std::optional<std::uint64_t> leader;
+                if (repl_node_leader(handle_, &l) == REPL_OK && l != 0) leader = l;
+                throw NotLeaderError(rc, std::move(what), leader);
+            }
+            case REPL_ERR_CLUSTER_COMMIT_UNKNOWN:
+                throw CommitUnknownError(rc, std::move(what));
+            case REPL_ERR_CLUSTER_NOT_DURABLE:
+                throw NotDurableError(rc, std::move(what));
+            case REPL_ERR_CLUSTER_TIMEOUT:
+                throw ClusterTimeoutError(rc, std::move(what));
+            default:
+                throw ReplicationError(rc, std::move(what));
+        }
+    }
+
+    repl_node* handle_ = nullptr;
 };
 
 }  // namespace themis::replication
