@@ -1,6 +1,7 @@
 //! Benchmarks of `replication-core`: shared code for the criterion micro-benchmarks
 //! (benches/*.rs) and the `repl-bench` macro benchmark runner (src/bin/repl-bench.rs).
 //!
+//! - [`cluster`]: an in-process 3-node mutual-TLS cluster for the cluster scenarios.
 //! - [`payload`]: deterministic JSON-like payloads of an exact size.
 //! - [`workload`]: record pools and WALs in throw-away directories.
 //! - [`codec`]: a checked stand-in for the crate-private record encoder.
@@ -9,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod cluster;
 pub mod codec;
 pub mod payload;
 pub mod report;

@@ -12,6 +12,9 @@ use crate::workload::{default_base_dir, RECORD_PAYLOAD_BYTES};
 use crate::BenchError;
 
 pub mod clock;
+pub mod cluster_lag;
+pub mod cluster_max;
+pub mod failover;
 pub mod wal_append;
 pub mod wal_group_commit;
 pub mod wal_replay;
@@ -31,6 +34,9 @@ pub const SCENARIOS: &[Scenario] = &[
     wal_append::SCENARIO,
     wal_group_commit::SCENARIO,
     wal_replay::SCENARIO,
+    cluster_lag::SCENARIO,
+    cluster_max::SCENARIO,
+    failover::SCENARIO,
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -76,6 +82,39 @@ pub struct Options {
     /// clock: operations per timed loop.
     #[arg(long, default_value_t = 20_000_000)]
     pub clock_ops: u64,
+    /// cluster-lag: offered write rate (writes/s).
+    #[arg(long, default_value_t = 10_000.0)]
+    pub rate: f64,
+    /// cluster-lag: seconds of writing per run.
+    #[arg(long, default_value_t = 30.0)]
+    pub cluster_secs: f64,
+    /// cluster-lag: concurrent client tasks sharing the offered rate.
+    #[arg(long, default_value_t = 256)]
+    pub clients: usize,
+    /// cluster-max: numbers of closed-loop writer tasks, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [16usize, 64, 256, 1024])]
+    pub cluster_writers: Vec<usize>,
+    /// cluster-max: measured seconds per writer count and repetition (after 1 s of warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    pub max_secs: f64,
+    /// failover: leader kills per timing set.
+    #[arg(long, default_value_t = 20)]
+    pub kills: usize,
+    /// failover: timing sets to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [FailoverTimings::Default, FailoverTimings::Fast])]
+    pub failover_timings: Vec<FailoverTimings>,
+    /// failover: the replicad binary (default: `replicad` next to this executable).
+    #[arg(long)]
+    pub replicad: Option<PathBuf>,
+}
+
+/// Consensus timings of a `failover` run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailoverTimings {
+    /// The config defaults (heartbeat 1 s, election 3-3.5 s).
+    Default,
+    /// Heartbeat 50 ms, election 150-300 ms.
+    Fast,
 }
 
 /// The WALs `wal-replay` writes and reads back.
@@ -101,6 +140,23 @@ impl Options {
         }
         if !(self.duration_secs > 0.0 && self.duration_secs.is_finite()) {
             return bad("--duration-secs must be a positive number of seconds");
+        }
+        if !(self.rate > 0.0 && self.rate.is_finite()) {
+            return bad("--rate must be a positive number of writes per second");
+        }
+        for (v, flag) in [
+            (self.cluster_secs, "--cluster-secs"),
+            (self.max_secs, "--max-secs"),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return bad(&format!("{flag} must be a positive number of seconds"));
+            }
+        }
+        if self.clients == 0 || self.cluster_writers.contains(&0) {
+            return bad("--clients and --cluster-writers need counts of at least 1");
+        }
+        if self.kills == 0 {
+            return bad("--kills must be at least 1");
         }
         if !(1..=22).contains(&self.zstd_level) {
             return bad("--zstd-level must be in 1..=22");
