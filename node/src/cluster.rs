@@ -41,7 +41,7 @@ pub struct Timings {
 }
 
 impl Timings {
-    /// The config defaults (heartbeat 1 s, election 3-3.5 s).
+    /// The config defaults (heartbeat 1 s, election 3-3.3 s).
     pub fn defaults() -> Timings {
         let d = ReplicationConfig::default();
         Timings {

@@ -148,7 +148,7 @@ fn check_timing(cfg: &ReplicationConfig, c: &mut Checker<'_>) {
     let positive = [
         ("heartbeat_interval_ms", cfg.heartbeat_interval_ms, 1000),
         ("election_timeout_min_ms", cfg.election_timeout_min_ms, 3000),
-        ("election_timeout_max_ms", cfg.election_timeout_max_ms, 3500),
+        ("election_timeout_max_ms", cfg.election_timeout_max_ms, 3300),
         ("replication_timeout_ms", cfg.replication_timeout_ms, 10_000),
     ];
     for (field, value, default) in positive {
@@ -172,7 +172,7 @@ fn check_timing(cfg: &ReplicationConfig, c: &mut Checker<'_>) {
             format!(
                 "election_timeout_min_ms ({min}) must be smaller than election_timeout_max_ms \
                  ({max}): followers draw their timeout from [min, max), and without that spread \
-                 they campaign at the same moment and split the vote; e.g. min = 3000, max = 3500"
+                 they campaign at the same moment and split the vote; e.g. min = 3000, max = 3300"
             ),
         );
     }
