@@ -1,34 +1,29 @@
 //! `replicad run` as a real child process on loopback: the client API, /v1/status, /metrics
 //! (checked by `promtool` when installed) and SIGKILL + restart on the same directory.
 //!
-//! The HTTP client is a few lines of HTTP/1.1 over `std::net::TcpStream` (`Connection:
-//! close`, read to EOF): enough for these requests, and it keeps an HTTP client stack out of
-//! the dependency tree.
+//! Requests go through the crate's own minimal HTTP/1.1 client (`replicad::http`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use replicad::http::{request, Reply};
 use serde_json::Value;
 
 const STARTUP: Duration = Duration::from_secs(30);
 
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
+/// Test conveniences on the crate's own HTTP client reply.
+trait ReplyExt {
+    /// The body as JSON; panics with the status and body when it is not.
+    fn value(&self) -> Value;
+    fn text(&self) -> String;
 }
 
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "status {}: body is not JSON ({e}): {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+impl ReplyExt for Reply {
+    fn value(&self) -> Value {
+        self.json().unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn text(&self) -> String {
@@ -37,52 +32,7 @@ impl Reply {
 }
 
 fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::io::Result<Reply> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    Ok(Reply { status, body })
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size_text = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
-            .expect("chunk size");
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
-        data = &data[eol + 2 + size + 2..];
-    }
+    request(addr, method, path, body, Duration::from_secs(30))
 }
 
 /// A running `replicad` child; killed with SIGKILL when dropped.
@@ -127,7 +77,7 @@ impl Daemon {
         loop {
             if let Ok(r) = http(self.addr, "GET", "/v1/status", b"") {
                 if r.status == 200 {
-                    let s = r.json();
+                    let s = r.value();
                     if s["role"] == "leader"
                         && s["applied_lsn"].as_u64().unwrap_or(0) >= min_applied
                     {
@@ -237,7 +187,7 @@ fn single_node_serves_writes_metrics_and_survives_sigkill() {
     // Put, read back, overwrite, delete.
     let put = http(d.addr, "PUT", "/v1/docs/users/alice", br#"{"age":30}"#).unwrap();
     assert_eq!(put.status, 200, "{}", put.text());
-    let lsn1 = put.json()["lsn"].as_u64().expect("lsn");
+    let lsn1 = put.value()["lsn"].as_u64().expect("lsn");
     d.wait_leader(lsn1);
     let got = http(d.addr, "GET", "/v1/docs/users/alice", b"").unwrap();
     assert_eq!(
@@ -247,23 +197,26 @@ fn single_node_serves_writes_metrics_and_survives_sigkill() {
 
     let put = http(d.addr, "PUT", "/v1/docs/users/bob?mode=ASYNC", b"b1").unwrap();
     assert_eq!(put.status, 200, "{}", put.text());
-    assert_eq!(put.json()["mode"], "ASYNC");
+    assert_eq!(put.value()["mode"], "ASYNC");
     let del = http(d.addr, "DELETE", "/v1/docs/users/bob", b"").unwrap();
     assert_eq!(del.status, 200, "{}", del.text());
-    let lsn_del = del.json()["lsn"].as_u64().unwrap();
+    let lsn_del = del.value()["lsn"].as_u64().unwrap();
     assert!(lsn_del > lsn1);
     d.wait_leader(lsn_del);
     let gone = http(d.addr, "GET", "/v1/docs/users/bob", b"").unwrap();
     assert_eq!(gone.status, 404);
-    assert!(gone.json()["error"].as_str().unwrap().contains("users/bob"));
+    assert!(gone.value()["error"]
+        .as_str()
+        .unwrap()
+        .contains("users/bob"));
 
     // Errors: bad mode is a 400; SEMI_SYNC needs a follower a single node lacks: 503, not durable.
     let bad = http(d.addr, "PUT", "/v1/docs/users/x?mode=FAST", b"x").unwrap();
     assert_eq!(bad.status, 400, "{}", bad.text());
-    assert!(bad.json()["error"].as_str().unwrap().contains("SEMI_SYNC"));
+    assert!(bad.value()["error"].as_str().unwrap().contains("SEMI_SYNC"));
     let semi = http(d.addr, "PUT", "/v1/docs/users/x?mode=SEMI_SYNC", b"x").unwrap();
     assert_eq!(semi.status, 503, "{}", semi.text());
-    assert_eq!(semi.json()["leader"], 1);
+    assert_eq!(semi.value()["leader"], 1);
     let lost = http(d.addr, "GET", "/v1/docs/users/x", b"").unwrap();
     assert_eq!(lost.status, 404, "a refused write must not be applied");
     assert_eq!(http(d.addr, "GET", "/v2/nothing", b"").unwrap().status, 404);
@@ -342,7 +295,7 @@ fn single_node_serves_writes_metrics_and_survives_sigkill() {
     // The log continues after the old entries.
     let put = http(d.addr, "PUT", "/v1/docs/users/carol", b"c").unwrap();
     assert_eq!(put.status, 200, "{}", put.text());
-    let lsn_carol = put.json()["lsn"].as_u64().unwrap();
+    let lsn_carol = put.value()["lsn"].as_u64().unwrap();
     assert!(lsn_carol > lsn_del);
     d.wait_leader(lsn_carol);
 
