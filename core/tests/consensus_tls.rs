@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use replication_core::config::{PeerConfig, ReplicationMode};
+use replication_core::consensus::append_codec;
 use replication_core::consensus::rpc_kinds::{
-    to_json, SignedVoteRequest, KIND_APPEND_ENTRIES, KIND_PRE_VOTE, KIND_VOTE,
+    to_json, SignedVoteRequest, KIND_APPEND_STREAM, KIND_PRE_VOTE, KIND_VOTE,
 };
 use replication_core::consensus::types::log_id;
 use replication_core::consensus::{
@@ -453,8 +454,24 @@ async fn forged_replayed_and_spoofed_rpcs_are_refused_and_counted() {
         leader_commit: None,
     };
     refused(
-        mallory.call(KIND_APPEND_ENTRIES, to_json(&append)).await,
+        mallory
+            .call(
+                KIND_APPEND_STREAM,
+                append_codec::encode_request(&append).unwrap(),
+            )
+            .await,
         "names leader 1",
+    );
+    // A truncated binary AppendEntries is malformed, and so is the retired JSON kind.
+    refused(
+        mallory
+            .call(KIND_APPEND_STREAM, Bytes::from_static(b"\x01\x00"))
+            .await,
+        "malformed",
+    );
+    refused(
+        mallory.call(0x0101, to_json(&append)).await,
+        "unknown consensus RPC kind",
     );
     // 7. Garbage.
     refused(
@@ -472,7 +489,7 @@ async fn forged_replayed_and_spoofed_rpcs_are_refused_and_counted() {
     assert_eq!(m.votes.replayed, 1);
     assert_eq!(m.votes.rejected(), 6);
     assert_eq!(m.rejected_sender, 1);
-    assert_eq!(m.malformed, 1);
+    assert_eq!(m.malformed, 3);
 
     // The cluster did not notice: same term, same leader everywhere, writes still work.
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -35,6 +35,7 @@ use tracing::Instrument;
 
 use super::health::{record_bytes, AppendTracker};
 use super::state_file;
+use super::tail_cache::{TailCache, DEFAULT_TAIL_CACHE_BYTES};
 use super::types::{
     log_id, ClientWrite, Entry, EntryPayload, LogId, Vote, C, OP_BLANK, OP_MEMBERSHIP,
 };
@@ -68,6 +69,9 @@ struct Shared {
     /// When each recent entry was appended and how many bytes it holds (follower lag; see
     /// `health.rs`).
     appends: Arc<AppendTracker>,
+    /// The newest entries, so reads right after an append skip the WAL (see `tail_cache.rs`).
+    /// Lock order: after `meta` when both are held (they never are today).
+    tail: Mutex<TailCache>,
 }
 
 struct AckSlot {
@@ -143,6 +147,7 @@ impl WalLogStore {
             flusher: Mutex::new(None),
             acks: Mutex::new(HashMap::new()),
             appends: Arc::new(AppendTracker::new()),
+            tail: Mutex::new(TailCache::new(DEFAULT_TAIL_CACHE_BYTES)),
         });
         let weak = Arc::downgrade(&shared);
         let wal = shared.wal.clone();
@@ -368,8 +373,20 @@ impl RaftLogReader<C> for WalLogStore {
             return Ok(out);
         }
         let _span = tracing::trace_span!("raft_log_read", start, end).entered();
-        for r in wal.read_range(start, end).map_err(io_err)? {
-            out.push(record_to_entry(r.map_err(io_err)?)?);
+        let tail = self.shared.tail.lock();
+        let wal_end = tail.first_cached().map_or(end, |f| f.clamp(start, end));
+        if start < wal_end {
+            // Older than the cache: decode from the WAL without holding the cache's lock.
+            drop(tail);
+            for r in wal.read_range(start, wal_end).map_err(io_err)? {
+                out.push(record_to_entry(r.map_err(io_err)?)?);
+            }
+            let tail = self.shared.tail.lock();
+            // The cache may have moved meanwhile; take only what continues `out`.
+            let next = out.last().map_or(start, |e| e.log_id.index + 1);
+            tail.read(next, end, &mut out);
+        } else {
+            tail.read(start, end, &mut out);
         }
         Ok(out)
     }
@@ -431,7 +448,8 @@ impl RaftLogStorage<C> for WalLogStore {
         let mut first = None;
         let mut last = None;
         let mut bytes = 0;
-        for e in entries {
+        let mut cached = Vec::new();
+        for mut e in entries {
             if e.log_id.index == 0 {
                 let dir = self.shared.state_dir.clone();
                 let e0 = e.clone();
@@ -444,13 +462,16 @@ impl RaftLogStorage<C> for WalLogStore {
             let rec = entry_to_record(&e)?;
             bytes += record_bytes(&rec);
             records.push(rec);
-            if let EntryPayload::Write(w) = &e.payload {
+            if let EntryPayload::Write(w) = &mut e.payload {
                 if w.request_id != 0 {
                     acks.push((w.request_id, e.log_id));
                 }
+                // As if read back from the WAL: the id only matters to this append.
+                w.request_id = 0;
             }
             first.get_or_insert(e.log_id.index);
             last = Some(e.log_id);
+            cached.push(e);
         }
         if let (Some(first), Some(last)) = (first, last) {
             let wal = &self.shared.wal;
@@ -463,6 +484,7 @@ impl RaftLogStorage<C> for WalLogStore {
             }
             let _span = tracing::debug_span!("raft_log_append", first, last = last.index).entered();
             wal.append_batch(&records).map_err(io_err)?;
+            self.shared.tail.lock().extend(cached);
             self.shared.meta.lock().last = Some(last);
             self.shared.appends.record(first, last.index, bytes);
             let mut slots = self.shared.acks.lock();
@@ -479,6 +501,8 @@ impl RaftLogStorage<C> for WalLogStore {
         let purged = self.shared.meta.lock().purged;
         let keep = last_log_id.or(purged).map_or(0, |l| l.index);
         let span = tracing::debug_span!("raft_log_truncate", keep);
+        // Before the WAL, so the cache never holds an entry the log no longer has.
+        self.shared.tail.lock().truncate_after(keep);
         let wal = self.shared.wal.clone();
         if keep < wal.last_lsn() {
             blocking(move || wal.truncate_after(keep).map_err(io_err))
@@ -511,6 +535,7 @@ impl RaftLogStorage<C> for WalLogStore {
         blocking(move || state_file::write_json(&dir, PURGED_FILE, &log_id))
             .instrument(span.clone())
             .await?;
+        self.shared.tail.lock().purge_upto(log_id.index);
         {
             let mut m = self.shared.meta.lock();
             m.purged = Some(log_id);

@@ -5,14 +5,18 @@
 //! - [`state_machine`]: the host's storage as the state machine, via [`ApplyHandler`].
 //! - [`memory_store`]: [`MemoryStore`], an in-memory `ApplyHandler` (tests, default).
 //! - [`network_local`]: an in-process network for tests and simulation only.
-//! - [`network_tls`], [`raft_server`], [`rpc_kinds`]: the real network, Raft RPCs over the
-//!   mutual-TLS transport with signed votes; [`networked`] wires a node to it.
+//! - [`network_tls`], [`raft_server`], [`rpc_kinds`], [`append_codec`]: the real network, Raft
+//!   RPCs over the mutual-TLS transport with signed votes and pipelined binary AppendEntries;
+//!   [`networked`] wires a node to it.
 //! - [`node`]: [`ReplicationNode`], the public API (append with ack modes, status, elections,
 //!   membership).
 //! - [`reads`]: linearizable (lease, ReadIndex fallback), leader-local and bounded-staleness
 //!   follower reads.
 //! - [`health`]: follower health and lag (entries, bytes, ms) and the lag alert.
 
+pub mod append_codec;
+mod append_pipeline;
+mod append_stream;
 pub mod health;
 pub mod log_store;
 pub mod memory_store;
@@ -25,6 +29,7 @@ pub mod reads;
 pub mod rpc_kinds;
 mod state_file;
 pub mod state_machine;
+mod tail_cache;
 pub mod types;
 
 pub use health::{FollowerStatus, LagAlert, LagAlertCounts, LagAlertKind, LagThresholds};

@@ -27,21 +27,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendError,
+    StreamAppendResult, TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::OptionalSend;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::append_codec;
+use super::append_stream::PipelinedAppends;
 use super::rpc_kinds::{
-    from_json, to_json, SignedVoteRequest, SnapshotChunk, SnapshotChunkHeader, KIND_APPEND_ENTRIES,
+    from_json, to_json, SignedVoteRequest, SnapshotChunk, SnapshotChunkHeader, KIND_APPEND_STREAM,
     KIND_PRE_VOTE, KIND_SNAPSHOT_CHUNK, KIND_TRANSFER_LEADER, KIND_VOTE,
 };
 use super::types::{NodeInfo, Snapshot, SnapshotData, Vote, C};
@@ -67,6 +70,10 @@ pub struct TlsNetworkOptions {
     pub snapshot_chunk_bytes: usize,
     /// Largest frame payload; must equal the peers' listener setting.
     pub max_frame_payload: u32,
+    /// AppendEntries requests in flight per follower. With one, the leader waits for each
+    /// batch's reply (which includes the follower's fsync) before sending the next; more lets
+    /// transfers and fsyncs overlap.
+    pub append_window: usize,
 }
 
 impl Default for TlsNetworkOptions {
@@ -79,6 +86,7 @@ impl Default for TlsNetworkOptions {
             // smaller chunks keep heartbeats on the same connection moving.
             snapshot_chunk_bytes: 4 << 20,
             max_frame_payload: DEFAULT_MAX_FRAME_PAYLOAD,
+            append_window: 8,
         }
     }
 }
@@ -173,7 +181,7 @@ struct LinkState {
 }
 
 /// The connection to one peer, shared by all openraft clients of that peer.
-struct PeerLink {
+pub(super) struct PeerLink {
     target: NodeId,
     addr: String,
     /// A tokio mutex: it is held while connecting, so concurrent callers wait for one dial
@@ -280,14 +288,7 @@ impl TlsPeer {
         ttl: Duration,
     ) -> Result<Bytes, RPCError<C>> {
         let deadline = Instant::now() + ttl;
-        let timeout = || {
-            RPCError::Timeout(Timeout {
-                action,
-                id: self.shared.node_id,
-                target: self.target,
-                timeout: ttl,
-            })
-        };
+        let timeout = || self.errors(action, ttl).timeout();
         let client = self
             .link
             .client(&self.shared, deadline)
@@ -297,21 +298,17 @@ impl TlsPeer {
         if remaining.is_zero() {
             return Err(timeout());
         }
-        match client.call_with_timeout(kind, payload, remaining).await {
-            Ok(body) => Ok(body),
-            Err(RpcError::Timeout { .. }) => Err(timeout()),
-            Err(e @ RpcError::Closed { .. }) => {
-                self.link.forget(&client).await;
-                Err(RPCError::Unreachable(Unreachable::from_string(
-                    e.to_string(),
-                )))
-            }
-            Err(RpcError::Remote { message, .. }) => Err(RPCError::Unreachable(
-                Unreachable::from_string(format!("node {} refused: {message}", self.target)),
-            )),
-            Err(e @ RpcError::Transport(_)) => {
-                Err(RPCError::Network(NetworkError::from_string(e.to_string())))
-            }
+        let result = client.call_with_timeout(kind, payload, remaining).await;
+        self.errors(action, ttl).map(result, &client).await
+    }
+
+    fn errors(&self, action: RPCTypes, ttl: Duration) -> ErrorMap {
+        ErrorMap {
+            node: self.shared.node_id,
+            target: self.target,
+            link: self.link.clone(),
+            action,
+            ttl,
         }
     }
 
@@ -324,8 +321,7 @@ impl TlsPeer {
         what: &'static str,
     ) -> Result<T, RPCError<C>> {
         let body = self.call(action, kind, payload, ttl).await?;
-        from_json(what, &body)
-            .map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))
+        from_json(what, &body).map_err(network_error)
     }
 
     async fn send_vote(
@@ -399,6 +395,57 @@ impl TlsPeer {
     }
 }
 
+/// Turns transport failures into openraft's errors (see the module documentation).
+pub(super) struct ErrorMap {
+    node: NodeId,
+    target: NodeId,
+    link: Arc<PeerLink>,
+    action: RPCTypes,
+    ttl: Duration,
+}
+
+impl ErrorMap {
+    pub(super) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub(super) fn timeout(&self) -> RPCError<C> {
+        RPCError::Timeout(Timeout {
+            action: self.action,
+            id: self.node,
+            target: self.target,
+            timeout: self.ttl,
+        })
+    }
+
+    pub(super) async fn map(
+        &self,
+        result: Result<Bytes, RpcError>,
+        client: &Arc<RpcClient>,
+    ) -> Result<Bytes, RPCError<C>> {
+        match result {
+            Ok(body) => Ok(body),
+            Err(RpcError::Timeout { .. }) => Err(self.timeout()),
+            Err(e @ RpcError::Closed { .. }) => {
+                self.link.forget(client).await;
+                Err(RPCError::Unreachable(Unreachable::from_string(
+                    e.to_string(),
+                )))
+            }
+            Err(RpcError::Remote { message, .. }) => Err(RPCError::Unreachable(
+                Unreachable::from_string(format!("node {} refused: {message}", self.target)),
+            )),
+            Err(e @ RpcError::Transport(_)) => {
+                Err(RPCError::Network(NetworkError::from_string(e.to_string())))
+            }
+        }
+    }
+}
+
+pub(super) fn network_error(e: impl std::fmt::Display) -> RPCError<C> {
+    RPCError::Network(NetworkError::from_string(e.to_string()))
+}
+
 fn streaming_error(e: RPCError<C>) -> StreamingError<C> {
     match e {
         RPCError::Timeout(t) => StreamingError::Timeout(t),
@@ -425,15 +472,51 @@ impl RaftNetworkV2<C> for TlsPeer {
             term = rpc.vote.leader_id.term,
             entries = rpc.entries.len()
         );
-        self.call_json(
-            RPCTypes::AppendEntries,
-            KIND_APPEND_ENTRIES,
-            to_json(&rpc),
-            option.soft_ttl(),
-            "append-entries response",
+        let sent_last = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
+        let payload = append_codec::encode_request(&rpc).map_err(network_error)?;
+        let body = self
+            .call(
+                RPCTypes::AppendEntries,
+                KIND_APPEND_STREAM,
+                payload,
+                option.soft_ttl(),
+            )
+            .instrument(span)
+            .await?;
+        Ok(
+            match append_codec::decode_result(&body).map_err(network_error)? {
+                Ok(matched) if matched == sent_last => AppendEntriesResponse::Success,
+                Ok(matched) => AppendEntriesResponse::PartialSuccess(matched),
+                Err(StreamAppendError::Conflict(_)) => AppendEntriesResponse::Conflict,
+                Err(StreamAppendError::HigherVote(v)) => AppendEntriesResponse::HigherVote(v),
+            },
         )
-        .instrument(span)
-        .await
+    }
+
+    // openraft's default sends one request and waits for its reply before the next.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, Result<StreamAppendResult<C>, RPCError<C>>>, RPCError<C>>>
+    where
+        S: futures_util::Stream<Item = AppendEntriesRequest<C>> + OptionalSend + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let ttl = option.soft_ttl();
+            let client = self
+                .link
+                .client(&self.shared, Instant::now() + ttl)
+                .await
+                .map_err(|e| RPCError::Unreachable(Unreachable::from_string(e)))?;
+            let stream = PipelinedAppends::new(
+                input,
+                client,
+                self.errors(RPCTypes::AppendEntries, ttl),
+                self.shared.options.append_window,
+            );
+            Ok(Box::pin(stream) as BoxStream<'s, _>)
+        })
     }
 
     async fn vote(

@@ -15,22 +15,27 @@
 //! treats as an unreachable peer.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest};
+use openraft::raft::TransferLeaderRequest;
 use parking_lot::{Mutex, RwLock};
 
+use super::append_codec;
+use super::append_pipeline::AppendPipeline;
 use super::rpc_kinds::{
-    from_json, to_json, SignedVoteRequest, SnapshotChunk, KIND_APPEND_ENTRIES, KIND_PRE_VOTE,
+    from_json, to_json, SignedVoteRequest, SnapshotChunk, KIND_APPEND_STREAM, KIND_PRE_VOTE,
     KIND_SNAPSHOT_CHUNK, KIND_TRANSFER_LEADER, KIND_VOTE,
 };
 use super::types::{ConsensusRaft, Snapshot, Vote, C};
 use crate::security::{VoteMetricsSnapshot, VoteOutcome, VoteVerifier};
 use crate::transport::{
     Listener, ListenerMetrics, ListenerMetricsSnapshot, PeerInfo, RemoteError, RpcServer,
+    DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
 };
 use crate::NodeId;
 
@@ -140,10 +145,18 @@ impl RaftServer {
             snapshots: Mutex::new(HashMap::new()),
         });
         let handler_state = state.clone();
-        let rpc = RpcServer::spawn(listener, move |peer, kind, payload| {
-            let state = handler_state.clone();
-            async move { state.handle(peer, kind, payload).await }
-        });
+        let rpc = RpcServer::spawn_per_connection(
+            listener,
+            DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+            move |peer| {
+                let mut conn = ConnectionState {
+                    state: handler_state.clone(),
+                    peer,
+                    appends: None,
+                };
+                move |kind, payload| conn.handle(kind, payload)
+            },
+        );
         RaftServer {
             rpc,
             listener_metrics,
@@ -236,7 +249,6 @@ impl State {
         payload: Bytes,
     ) -> Result<Bytes, RemoteError> {
         let result = match kind {
-            KIND_APPEND_ENTRIES => self.append_entries(&peer, &payload).await,
             KIND_VOTE => self.vote(&peer, &payload, false).await,
             KIND_PRE_VOTE => self.vote(&peer, &payload, true).await,
             KIND_SNAPSHOT_CHUNK => self.snapshot_chunk(&peer, payload).await,
@@ -247,15 +259,6 @@ impl State {
             self.metrics.served.fetch_add(1, Ordering::Relaxed);
         }
         result
-    }
-
-    async fn append_entries(&self, peer: &PeerInfo, payload: &[u8]) -> Result<Bytes, RemoteError> {
-        let req: AppendEntriesRequest<C> =
-            from_json("append-entries request", payload).map_err(|e| self.malformed(e))?;
-        self.check_leader(peer, "append-entries", &req.vote)?;
-        let raft = self.raft()?;
-        let resp = raft.append_entries(req).await.map_err(raft_failed)?;
-        Ok(to_json(&resp))
     }
 
     async fn vote(
@@ -387,6 +390,57 @@ impl State {
             .await
             .map_err(raft_failed)?;
         Ok(to_json(&Some(resp)))
+    }
+}
+
+/// What the server keeps per connection: the AppendEntries pipeline of that peer.
+struct ConnectionState {
+    state: Arc<State>,
+    peer: PeerInfo,
+    /// Started by the first AppendEntries on the connection; ends with it.
+    appends: Option<AppendPipeline>,
+}
+
+type Reply = Pin<Box<dyn Future<Output = Result<Bytes, RemoteError>> + Send>>;
+
+impl ConnectionState {
+    /// Called in the order requests arrive on the connection (see
+    /// [`RpcServer::spawn_per_connection`]): AppendEntries are decoded, checked and queued to
+    /// Raft right here, so they keep the leader's order however their replies are scheduled.
+    fn handle(&mut self, kind: u16, payload: Bytes) -> Reply {
+        if kind != KIND_APPEND_STREAM {
+            let state = self.state.clone();
+            let peer = self.peer.clone();
+            return Box::pin(async move { state.handle(peer, kind, payload).await });
+        }
+        let queued = self.queue_append(&payload);
+        let state = self.state.clone();
+        Box::pin(async move {
+            let reply = queued?.await?;
+            state.metrics.served.fetch_add(1, Ordering::Relaxed);
+            Ok(reply)
+        })
+    }
+
+    fn queue_append(
+        &mut self,
+        payload: &[u8],
+    ) -> Result<impl Future<Output = Result<Bytes, RemoteError>>, RemoteError> {
+        let state = &self.state;
+        let req = append_codec::decode_request(payload).map_err(|e| state.malformed(e))?;
+        state.check_leader(&self.peer, "append-entries", &req.vote)?;
+        let pipeline = match &mut self.appends {
+            Some(p) if !p.is_closed() => p,
+            slot => slot.insert(AppendPipeline::start(state.raft()?)),
+        };
+        let reply = pipeline.submit(req);
+        Ok(async move {
+            match reply.await {
+                Ok(Ok(result)) => Ok(append_codec::encode_result(&result)),
+                Ok(Err(reason)) => Err(refuse(reason)),
+                Err(_) => Err(refuse("the append pipeline stopped".into())),
+            }
+        })
     }
 }
 

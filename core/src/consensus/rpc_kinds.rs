@@ -3,15 +3,13 @@
 //! Shared by the client side ([`super::network_tls`]) and the server side
 //! ([`super::raft_server`]); docs/FORMAT.md ("Consensus RPCs") describes the same layouts.
 //!
-//! Encoding choice: openraft's messages go as JSON (serde_json, already a dependency, and the
-//! only serde format in the tree). openraft derives serde for them, so JSON follows its types
-//! across pre-releases without a hand-written codec to keep in step, and a captured frame is
-//! readable while debugging. Two payloads are not JSON: the vote envelope header (a fixed
-//! binary header in front of the JSON request, so the signature is not re-encoded) and the
-//! snapshot chunks (raw bytes after a small JSON header, because snapshot data as a JSON
-//! array of numbers would be 3-4 times its size). The cost of JSON is on AppendEntries, whose
-//! payloads become arrays of numbers; a binary codec for that one kind is the next step if the
-//! `cluster-max` benchmark shows encoding time (the frame `kind` leaves room for it).
+//! Encoding choice: the rare messages go as JSON (serde_json, already a dependency). openraft
+//! derives serde for them, so JSON follows its types across pre-releases without a
+//! hand-written codec to keep in step, and a captured frame is readable while debugging.
+//! Three payloads are not JSON: AppendEntries (a binary codec, [`super::append_codec`],
+//! because it carries nearly every byte and JSON made its payloads arrays of numbers), the
+//! vote envelope header (a fixed binary header in front of the JSON request, so the signature
+//! is not re-encoded) and the snapshot chunks (raw bytes after a small JSON header).
 //!
 //! Errors travel as ERROR frames (a UTF-8 message), never as a JSON body.
 
@@ -22,9 +20,12 @@ use serde::{Deserialize, Serialize};
 use super::types::{SnapshotMeta, Vote, C};
 use crate::security::{ClaimLogId, SignedVote, VoteClaim, VoteSignature, VoteSigner};
 
-/// Frame kind of an AppendEntries request (JSON `AppendEntriesRequest`; reply JSON
-/// `AppendEntriesResponse`).
-pub const KIND_APPEND_ENTRIES: u16 = 0x0101;
+// 0x0101 was AppendEntries as JSON (retired; never reuse the number).
+
+/// Frame kind of an AppendEntries request in the binary layout of [`super::append_codec`]; the
+/// reply is the binary append result. Requests of this kind on one connection reach Raft in
+/// the order they were sent, so a leader may pipeline them (see `raft_server.rs`).
+pub const KIND_APPEND_STREAM: u16 = 0x0106;
 /// Frame kind of a vote request ([`SignedVoteRequest`]; reply JSON `VoteResponse`).
 pub const KIND_VOTE: u16 = 0x0102;
 /// Frame kind of a pre-vote request ([`SignedVoteRequest`]; reply JSON `VoteResponse`).
@@ -54,6 +55,12 @@ pub enum CodecError {
     Version { what: &'static str, version: u8 },
     #[error("{what}: reserved flag bits set ({flags:#04x})")]
     Flags { what: &'static str, flags: u8 },
+    #[error("{what}: invalid at byte {offset}: {detail}")]
+    Invalid {
+        what: &'static str,
+        offset: usize,
+        detail: String,
+    },
     #[error("{what}: {source}")]
     Json {
         what: &'static str,

@@ -43,5 +43,8 @@ pub use error::TransportError;
 pub use frame::{Frame, FrameError, DEFAULT_MAX_FRAME_PAYLOAD, FRAME_HEADER_LEN};
 pub use identity::{node_id_from_certificate, node_server_name};
 pub use listener::{Listener, ListenerMetrics, ListenerMetricsSnapshot, ListenerOptions};
-pub use rpc::{RemoteError, RpcClient, RpcClientOptions, RpcError, RpcServer, RpcServerMetrics};
+pub use rpc::{
+    RemoteError, RpcClient, RpcClientOptions, RpcError, RpcServer, RpcServerMetrics,
+    DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+};
 pub use tls::{TlsIdentity, TlsSettings};

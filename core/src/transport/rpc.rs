@@ -137,6 +137,18 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// [`PendingGuard`] for futures that outlive the borrow of the client.
+struct OwnedPendingGuard {
+    shared: Arc<ClientShared>,
+    id: u64,
+}
+
+impl Drop for OwnedPendingGuard {
+    fn drop(&mut self) {
+        self.shared.pending.lock().waiting.remove(&self.id);
+    }
+}
+
 /// The calling side of an RPC connection. Share it behind an `Arc` to issue calls from many
 /// tasks; they are pipelined over the one connection. Dropping it closes the connection.
 pub struct RpcClient {
@@ -218,6 +230,83 @@ impl RpcClient {
             .await
     }
 
+    /// Queues a request for sending *now* and returns a future for its response. Unlike
+    /// [`call_with_timeout`](Self::call_with_timeout), whose frame is queued when the future is
+    /// first polled, requests started this way leave in the order of the `start_call` calls,
+    /// so a caller can pipeline requests whose order matters. Fails at once if the connection
+    /// is closed or its send queue is full.
+    pub fn start_call(
+        &self,
+        kind: u16,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<impl Future<Output = Result<Bytes, RpcError>> + Send + 'static, RpcError> {
+        let addr = self.peer.addr;
+        self.check_size(&payload)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let rx = self.register(id)?;
+        let guard = OwnedPendingGuard {
+            shared: self.shared.clone(),
+            id,
+        };
+        if let Err(e) = self.outgoing.try_send(Frame::request(kind, id, payload)) {
+            let reason = match e {
+                mpsc::error::TrySendError::Full(_) => "send queue full".to_string(),
+                mpsc::error::TrySendError::Closed(_) => self.shared.closed_reason(),
+            };
+            return Err(RpcError::Closed { addr, reason });
+        }
+        let shared = self.shared.clone();
+        Ok(async move {
+            let _guard = guard;
+            let response = match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(frame)) => frame,
+                Ok(Err(_)) => {
+                    return Err(RpcError::Closed {
+                        addr,
+                        reason: shared.closed_reason(),
+                    })
+                }
+                Err(_) => {
+                    return Err(RpcError::Timeout {
+                        addr,
+                        after: timeout,
+                    })
+                }
+            };
+            response_payload(addr, response)
+        })
+    }
+
+    fn check_size(&self, payload: &Bytes) -> Result<(), RpcError> {
+        if payload.len() as u64 > u64::from(self.max_frame_payload) {
+            return Err(RpcError::Transport(TransportError::Frame {
+                addr: self.peer.addr,
+                source: FrameError::TooLarge {
+                    len: payload.len() as u64,
+                    max: self.max_frame_payload,
+                },
+            }));
+        }
+        Ok(())
+    }
+
+    /// Enters request `id` in the table of waiting callers.
+    fn register(&self, id: u64) -> Result<oneshot::Receiver<Frame>, RpcError> {
+        let (tx, rx) = oneshot::channel();
+        // Checked under the same lock `close` takes, so a request is either refused here or in
+        // the table that `close` drains: none can wait for a dead connection.
+        let mut p = self.shared.pending.lock();
+        if let Some(reason) = &p.closed {
+            return Err(RpcError::Closed {
+                addr: self.peer.addr,
+                reason: reason.clone(),
+            });
+        }
+        p.waiting.insert(id, tx);
+        Ok(rx)
+    }
+
     pub async fn call_with_timeout(
         &self,
         kind: u16,
@@ -225,29 +314,9 @@ impl RpcClient {
         timeout: Duration,
     ) -> Result<Bytes, RpcError> {
         let addr = self.peer.addr;
-        if payload.len() as u64 > u64::from(self.max_frame_payload) {
-            return Err(RpcError::Transport(TransportError::Frame {
-                addr,
-                source: FrameError::TooLarge {
-                    len: payload.len() as u64,
-                    max: self.max_frame_payload,
-                },
-            }));
-        }
+        self.check_size(&payload)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        {
-            // Checked under the same lock `close` takes, so a request is either refused here
-            // or in the table that `close` drains: none can wait for a dead connection.
-            let mut p = self.shared.pending.lock();
-            if let Some(reason) = &p.closed {
-                return Err(RpcError::Closed {
-                    addr,
-                    reason: reason.clone(),
-                });
-            }
-            p.waiting.insert(id, tx);
-        }
+        let rx = self.register(id)?;
         let _guard = PendingGuard {
             shared: &self.shared,
             id,
@@ -272,14 +341,18 @@ impl RpcClient {
                 })
             }
         };
-        if response.is_error() {
-            return Err(RpcError::Remote {
-                addr,
-                message: String::from_utf8_lossy(&response.payload).into_owned(),
-            });
-        }
-        Ok(response.payload)
+        response_payload(addr, response)
     }
+}
+
+fn response_payload(addr: SocketAddr, response: Frame) -> Result<Bytes, RpcError> {
+    if response.is_error() {
+        return Err(RpcError::Remote {
+            addr,
+            message: String::from_utf8_lossy(&response.payload).into_owned(),
+        });
+    }
+    Ok(response.payload)
 }
 
 impl Drop for RpcClient {
@@ -336,8 +409,11 @@ async fn write_loop(
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Handler =
-    Arc<dyn Fn(PeerInfo, u16, Bytes) -> BoxFuture<Result<Bytes, RemoteError>> + Send + Sync>;
+type HandlerFuture = BoxFuture<Result<Bytes, RemoteError>>;
+/// The handler of one connection: called in the order requests arrive.
+type ConnHandler = Box<dyn FnMut(u16, Bytes) -> HandlerFuture + Send>;
+/// Makes the handler of each accepted connection.
+type ConnFactory = Arc<dyn Fn(PeerInfo) -> ConnHandler + Send + Sync>;
 
 /// Counters of an [`RpcServer`], for the metrics endpoint.
 #[derive(Debug, Default)]
@@ -384,8 +460,33 @@ impl RpcServer {
         H: Fn(PeerInfo, u16, Bytes) -> F + Send + Sync + 'static,
         F: Future<Output = Result<Bytes, RemoteError>> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |peer, kind, payload| {
-            Box::pin(handler(peer, kind, payload)) as BoxFuture<_>
+        let handler = Arc::new(handler);
+        Self::spawn_per_connection(listener, max_in_flight_per_connection, move |peer| {
+            let handler = handler.clone();
+            move |kind, payload| handler(peer.clone(), kind, payload)
+        })
+    }
+
+    /// Like [`spawn_with`](Self::spawn_with), with state per connection: `factory(peer)` runs
+    /// once per accepted connection and returns that connection's handler, which is dropped
+    /// when the connection ends. The handler is *called* on the connection's reader, in the
+    /// order the requests arrived, and the futures it returns then run concurrently; so work a
+    /// handler does before returning its future (such as queueing the request somewhere) keeps
+    /// the sender's order. It must not block.
+    pub fn spawn_per_connection<M, H, F>(
+        listener: Listener,
+        max_in_flight_per_connection: usize,
+        factory: M,
+    ) -> RpcServer
+    where
+        M: Fn(PeerInfo) -> H + Send + Sync + 'static,
+        H: FnMut(u16, Bytes) -> F + Send + 'static,
+        F: Future<Output = Result<Bytes, RemoteError>> + Send + 'static,
+    {
+        let handler: ConnFactory = Arc::new(move |peer| {
+            let mut conn_handler = factory(peer);
+            Box::new(move |kind, payload| Box::pin(conn_handler(kind, payload)) as HandlerFuture)
+                as ConnHandler
         });
         let local_addr = listener.local_addr();
         let listener_metrics = listener.metrics();
@@ -436,7 +537,7 @@ impl Drop for RpcServer {
 
 async fn serve(
     mut listener: Listener,
-    handler: Handler,
+    handler: ConnFactory,
     max_in_flight: usize,
     metrics: Arc<RpcServerMetrics>,
 ) {
@@ -465,11 +566,18 @@ async fn serve(
 
 async fn serve_connection(
     conn: Connection,
-    handler: Handler,
+    factory: ConnFactory,
     max_in_flight: usize,
     metrics: Arc<RpcServerMetrics>,
 ) {
     let peer = conn.peer().clone();
+    let mut handler = match std::panic::catch_unwind(AssertUnwindSafe(|| factory(peer.clone()))) {
+        Ok(h) => h,
+        Err(_) => {
+            tracing::error!("RPC connection handler factory panicked; closing the connection");
+            return;
+        }
+    };
     let max_payload = conn.max_frame_payload();
     let (mut reader, writer) = conn.into_split();
     let (tx, rx) = mpsc::channel::<Frame>(max_in_flight);
@@ -500,14 +608,12 @@ async fn serve_connection(
                     kind = request.kind,
                     request_id = request.request_id
                 );
-                let task = respond(
-                    request,
-                    handler.clone(),
-                    peer.clone(),
-                    max_payload,
-                    tx.clone(),
-                    metrics.clone(),
-                );
+                // Called here, in arrival order; only the returned future runs in a task.
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    handler(request.kind, request.payload.clone())
+                }))
+                .map_err(|_| ());
+                let task = respond(request, outcome, max_payload, tx.clone(), metrics.clone());
                 handlers.spawn(
                     async move {
                         task.await;
@@ -539,7 +645,9 @@ async fn serve_connection(
         }
     }
     // Let running handlers answer (the peer may have closed only its sending side), then the
-    // writer drains and shuts the connection down once the last sender is gone.
+    // writer drains and shuts the connection down once the last sender is gone. The
+    // connection's handler goes first: it may own work queues its futures wait on.
+    drop(handler);
     drop(tx);
     while handlers.join_next().await.is_some() {}
     let _ = writer_task.await;
@@ -547,17 +655,14 @@ async fn serve_connection(
 
 async fn respond(
     request: Frame,
-    handler: Handler,
-    peer: PeerInfo,
+    handler_call: Result<HandlerFuture, ()>,
     max_payload: u32,
     tx: mpsc::Sender<Frame>,
     metrics: Arc<RpcServerMetrics>,
 ) {
-    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| {
-        handler(peer, request.kind, request.payload.clone())
-    })) {
+    let outcome = match handler_call {
         Ok(future) => CatchUnwind(future).await,
-        Err(_) => Err(()),
+        Err(()) => Err(()),
     };
     let response = match outcome {
         Ok(Ok(body)) if body.len() as u64 <= u64::from(max_payload) => {
