@@ -72,6 +72,18 @@ pub struct ClusterSettings {
     pub election_max_ms: u64,
     pub mode: ReplicationMode,
     pub min_sync_replicas: u32,
+    /// `enable_wal_compression` of every node (the config default is on).
+    pub wal_compression: bool,
+}
+
+impl ClusterSettings {
+    /// The defaults with the command line's cluster options applied.
+    pub fn from_options(opts: &crate::scenarios::Options) -> Self {
+        ClusterSettings {
+            wal_compression: opts.cluster_wal_compression == crate::scenarios::Switch::On,
+            ..ClusterSettings::default()
+        }
+    }
 }
 
 impl Default for ClusterSettings {
@@ -85,6 +97,7 @@ impl Default for ClusterSettings {
             election_max_ms: d.election_timeout_max_ms,
             mode: ReplicationMode::SemiSync,
             min_sync_replicas: 1,
+            wal_compression: d.enable_wal_compression,
         }
     }
 }
@@ -160,6 +173,7 @@ impl InProcessCluster {
                     .lag_alert_threshold_ms
                     .max(settings.heartbeat_ms),
                 wal_directory: dir.path().join(format!("node-{id}")),
+                enable_wal_compression: settings.wal_compression,
                 cert_path: Some(tls.cert_path),
                 key_path: Some(tls.key_path),
                 ca_path: Some(tls.ca_path),

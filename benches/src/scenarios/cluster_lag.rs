@@ -102,7 +102,7 @@ fn run(opts: &Options, sink: Sink<'_>) -> Result<(), BenchError> {
 
 async fn run_once(opts: &Options) -> Result<LagOutcome, BenchError> {
     let epoch = Instant::now();
-    let c = InProcessCluster::start(&opts.dir, ClusterSettings::default(), epoch).await?;
+    let c = InProcessCluster::start(&opts.dir, ClusterSettings::from_options(opts), epoch).await?;
     let payloads = cluster::payloads(1024, opts.record_bytes);
     let clients = opts.clients.max(1) as u64;
     let duration = Duration::from_secs_f64(opts.cluster_secs);

@@ -91,7 +91,12 @@ async fn run_once(
     opts: &Options,
     writers: usize,
 ) -> Result<(u64, u64, Duration, hdrhistogram::Histogram<u64>), BenchError> {
-    let c = InProcessCluster::start(&opts.dir, ClusterSettings::default(), Instant::now()).await?;
+    let c = InProcessCluster::start(
+        &opts.dir,
+        ClusterSettings::from_options(opts),
+        Instant::now(),
+    )
+    .await?;
     let payloads = cluster::payloads(1024, opts.record_bytes);
     let stop = Arc::new(AtomicBool::new(false));
     let counting = Arc::new(AtomicBool::new(false));

@@ -97,6 +97,10 @@ pub struct Options {
     /// cluster-max: measured seconds per writer count and repetition (after 1 s of warm-up).
     #[arg(long, default_value_t = 10.0)]
     pub max_secs: f64,
+    /// cluster-lag, cluster-max: zstd compression of the nodes' WAL frames (`on` = the config
+    /// default, level `compression_level` = 3 for batches of at least 1 KiB).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub cluster_wal_compression: Switch,
     /// failover: leader kills per timing set.
     #[arg(long, default_value_t = 20)]
     pub kills: usize,
@@ -106,6 +110,13 @@ pub struct Options {
     /// failover: the replicad binary (default: `replicad` next to this executable).
     #[arg(long)]
     pub replicad: Option<PathBuf>,
+}
+
+/// A setting that is on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// Consensus timings of a `failover` run.

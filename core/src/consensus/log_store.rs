@@ -13,9 +13,10 @@
 //!
 //! Small state lives beside the WAL in `state_file`s: `vote` (durable before `save_vote`
 //! returns), `purged` (written before any segment is deleted) and `committed`. `committed` is a
-//! hint: the flusher persists the newest value once the log is durable up to it, so after a crash
-//! it may be older than what was committed. That is safe because leader restore is off (see
-//! `node.rs`) and a restarted node only uses it to re-apply a prefix that is certainly committed.
+//! hint: the flusher persists the newest value once the log is durable up to it, at most every
+//! 100 ms and when the store closes, so after a crash it may be older than what was committed.
+//! That is safe because leader restore is off (see `node.rs`) and a restarted node only uses it
+//! to re-apply a prefix that is certainly committed.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -45,6 +46,8 @@ use crate::Lsn;
 
 const VOTE_FILE: &str = "vote";
 const COMMITTED_FILE: &str = "committed";
+/// Least time between two writes of the `committed` hint file.
+const COMMITTED_HINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 const PURGED_FILE: &str = "purged";
 /// openraft's log starts at index 0 (the membership written by `initialize`), but LSNs start at
 /// 1, so that single entry lives in this state file instead of the WAL.
@@ -227,6 +230,7 @@ impl WalLogStore {
 /// The flusher thread: group fsync, then in-order completion.
 fn flusher(wal: Wal, rx: mpsc::Receiver<FlushMsg>, shared: std::sync::Weak<Shared>) {
     let mut persisted_committed: Option<LogId> = None;
+    let mut last_hint: Option<std::time::Instant> = None;
     let mut stop = false;
     while !stop {
         let Ok(first) = rx.recv() else { break };
@@ -261,9 +265,14 @@ fn flusher(wal: Wal, rx: mpsc::Receiver<FlushMsg>, shared: std::sync::Weak<Share
                 FlushMsg::Stop => stop = true,
             }
         }
-        // The committed hint, persisted only once the log is durable up to it.
+        // The committed hint, persisted only once the log is durable up to it, and at most
+        // every COMMITTED_HINT_INTERVAL: it is a whole-file atomic replace (create, fsync,
+        // rename, directory fsync), which on every flush group cost more than the log's own
+        // fdatasync. An older hint is always safe (see the module documentation).
         let committed = shared.meta.lock().committed;
-        if result.is_ok() && committed != persisted_committed {
+        let due = stop || last_hint.is_none_or(|t| t.elapsed() >= COMMITTED_HINT_INTERVAL);
+        if result.is_ok() && due && committed != persisted_committed {
+            last_hint = Some(std::time::Instant::now());
             if let Some(c) = committed.filter(|c| c.index <= wal.durable_lsn()) {
                 match state_file::write_json(&shared.state_dir, COMMITTED_FILE, &c) {
                     Ok(()) => persisted_committed = Some(c),
@@ -330,6 +339,17 @@ fn record_to_entry(r: Record) -> io::Result<Entry> {
     })
 }
 
+/// Decodes the WAL's records `start..end` (nothing if the range is empty) into `out`.
+fn read_wal(wal: &Wal, start: Lsn, end: Lsn, out: &mut Vec<Entry>) -> io::Result<()> {
+    if start >= end {
+        return Ok(());
+    }
+    for r in wal.read_range(start, end).map_err(io_err)? {
+        out.push(record_to_entry(r.map_err(io_err)?)?);
+    }
+    Ok(())
+}
+
 fn bounds(range: &impl RangeBounds<u64>) -> (Lsn, Lsn) {
     let start = match range.start_bound() {
         Bound::Included(x) => *x,
@@ -373,21 +393,17 @@ impl RaftLogReader<C> for WalLogStore {
             return Ok(out);
         }
         let _span = tracing::trace_span!("raft_log_read", start, end).entered();
-        let tail = self.shared.tail.lock();
-        let wal_end = tail.first_cached().map_or(end, |f| f.clamp(start, end));
-        if start < wal_end {
-            // Older than the cache: decode from the WAL without holding the cache's lock.
-            drop(tail);
-            for r in wal.read_range(start, wal_end).map_err(io_err)? {
-                out.push(record_to_entry(r.map_err(io_err)?)?);
-            }
-            let tail = self.shared.tail.lock();
-            // The cache may have moved meanwhile; take only what continues `out`.
-            let next = out.last().map_or(start, |e| e.log_id.index + 1);
-            tail.read(next, end, &mut out);
-        } else {
-            tail.read(start, end, &mut out);
-        }
+        // Entries come from the cache where it has them, else from the WAL: before the cache
+        // (older entries) and after it (appended to the WAL by an `append` still running,
+        // which fills the cache only once the WAL has them).
+        let mut next = start;
+        let first_cached = self.shared.tail.lock().first_cached();
+        let older_end = first_cached.map_or(end, |f| f.clamp(start, end));
+        read_wal(wal, next, older_end, &mut out)?;
+        next = out.last().map_or(next, |e| e.log_id.index + 1).max(next);
+        self.shared.tail.lock().read(next, end, &mut out);
+        next = out.last().map_or(next, |e| e.log_id.index + 1).max(next);
+        read_wal(wal, next, end, &mut out)?;
         Ok(out)
     }
 
