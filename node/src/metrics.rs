@@ -3,12 +3,17 @@
 //!
 //! Two kinds of series:
 //! - sampled at scrape time from [`ReplicationNode::status`]: role, term, leader, LSN positions,
-//!   per-follower matched LSN / lag / last acknowledgement;
+//!   and on the leader, per follower (label `follower`): matched LSN, lag in entries, in record
+//!   bytes and in seconds, whether its lag alert is raised, and the age of its last
+//!   acknowledgement;
 //! - counted as things happen: writes by mode and result, write latency, term and leader
 //!   changes (from a task watching the Raft metrics, so no change between two scrapes is
 //!   missed), and rejected votes, copied from a [`RejectedVotesSource`] the network layer
 //!   provides (the consensus server's vote verifier; a single node has none and its series
-//!   stay at 0).
+//!   stay at 0);
+//! - counted by the node and copied at scrape time (the counters catch up with the node's
+//!   monotonic counts): lag alert events by kind, and document reads by consistency, by
+//!   linearizable read path and refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +21,11 @@ use std::time::Duration;
 use openraft::async_runtime::watch::WatchReceiver;
 use parking_lot::Mutex;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use replication_core::config::ReplicationMode;
-use replication_core::consensus::{ReplicationNode, Role};
+use replication_core::consensus::{LagAlertCounts, ReplicationNode, Role};
 use replication_core::security::VoteMetricsSnapshot;
 
 /// Where rejected-vote counts come from: the vote verifier of the TLS server
@@ -45,6 +50,19 @@ const REJECT_REASONS: [&str; 5] = [
     "unknown_node",
     "identity_mismatch",
 ];
+
+/// `event` label values of `replicad_lag_alerts_total`, in the order of [`LagAlertCounts`]'s
+/// fields (`LagAlertKind`: raised, recovered, ended).
+const LAG_ALERT_EVENTS: [&str; 3] = ["raised", "recovered", "ended"];
+
+/// `consistency` label values of `replicad_reads_total` (the admin API's spellings).
+const READ_CONSISTENCIES: [&str; 3] = ["linearizable", "leader", "follower"];
+
+/// `path` label values of `replicad_linearizable_reads_by_path_total`.
+const READ_PATHS: [&str; 2] = ["lease", "read_index"];
+
+/// `reason` label values of `replicad_reads_refused_total`.
+const READ_REFUSALS: [&str; 2] = ["stale", "error"];
 
 const MODES: [ReplicationMode; 3] = [
     ReplicationMode::Sync,
@@ -100,7 +118,14 @@ pub struct NodeMetrics {
     applied_lsn: IntGauge,
     follower_matched: IntGaugeVec,
     follower_lag: IntGaugeVec,
-    follower_last_ack: prometheus::GaugeVec,
+    follower_lag_bytes: IntGaugeVec,
+    follower_lag_seconds: GaugeVec,
+    follower_lag_alert: IntGaugeVec,
+    follower_last_ack: GaugeVec,
+    lag_alerts: IntCounterVec,
+    reads: IntCounterVec,
+    read_paths: IntCounterVec,
+    reads_refused: IntCounterVec,
     elections: IntCounter,
     leader_changes: IntCounter,
     rejected_votes: IntCounterVec,
@@ -113,6 +138,31 @@ fn int_gauge(reg: &Registry, name: &str, help: &str) -> prometheus::Result<IntGa
     let g = IntGauge::new(name, help)?;
     reg.register(Box::new(g.clone()))?;
     Ok(g)
+}
+
+fn counter_vec(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
+    reg.register(Box::new(c.clone()))?;
+    for v in values {
+        // Every series exists from the start, at 0.
+        c.with_label_values(&[v]);
+    }
+    Ok(c)
+}
+
+/// Raises each counter of `vec` (one per label value, in order) to the count its source
+/// reports; the sources count monotonically, so the counters never have to go down.
+fn catch_up(vec: &IntCounterVec, values: &[&str], counts: &[u64]) {
+    for (value, &count) in values.iter().zip(counts) {
+        let c = vec.with_label_values(&[value]);
+        c.inc_by(count.saturating_sub(c.get()));
+    }
 }
 
 fn int_gauge_vec(
@@ -169,7 +219,60 @@ impl NodeMetrics {
             "On the leader: entries the follower is behind the leader's last LSN",
             &["follower"],
         )?;
-        let follower_last_ack = prometheus::GaugeVec::new(
+        let follower_lag_bytes = int_gauge_vec(
+            r,
+            "follower_lag_bytes",
+            "On the leader: record bytes between the follower's matched LSN and the leader's \
+             last LSN (uncompressed record encoding; an estimate)",
+            &["follower"],
+        )?;
+        let follower_lag_seconds = GaugeVec::new(
+            Opts::new(
+                "follower_lag_seconds",
+                "On the leader: how long the oldest entry the follower lacks has been in the \
+                 leader's log (0: caught up; millisecond resolution)",
+            ),
+            &["follower"],
+        )?;
+        r.register(Box::new(follower_lag_seconds.clone()))?;
+        let follower_lag_alert = int_gauge_vec(
+            r,
+            "follower_lag_alert",
+            "On the leader: 1 while the follower's lag alert is raised, else 0",
+            &["follower"],
+        )?;
+        let lag_alerts = counter_vec(
+            r,
+            "lag_alerts_total",
+            "Follower lag alert events on this node since it started: raised (a follower passed \
+             a threshold), recovered (back under both), ended (no longer watched while raised)",
+            "event",
+            &LAG_ALERT_EVENTS,
+        )?;
+        let reads = counter_vec(
+            r,
+            "reads_total",
+            "Document reads served, by consistency",
+            "consistency",
+            &READ_CONSISTENCIES,
+        )?;
+        let read_paths = counter_vec(
+            r,
+            "linearizable_reads_by_path_total",
+            "Linearizable reads served, by how leadership was confirmed: the lease, or a \
+             quorum round (read_index)",
+            "path",
+            &READ_PATHS,
+        )?;
+        let reads_refused = counter_vec(
+            r,
+            "reads_refused_total",
+            "Document reads not served: stale (a follower read over its staleness bound) or \
+             error (not the leader, no quorum, timeout, store failure)",
+            "reason",
+            &READ_REFUSALS,
+        )?;
+        let follower_last_ack = GaugeVec::new(
             Opts::new(
                 "follower_last_ack_age_seconds",
                 "On the leader: time since the send of the latest RPC the follower acknowledged",
@@ -187,17 +290,13 @@ impl NodeMetrics {
             "Changes of the known leader this node has seen since it started",
         )?;
         r.register(Box::new(leader_changes.clone()))?;
-        let rejected_votes = IntCounterVec::new(
-            Opts::new(
-                "rejected_votes_total",
-                "Vote and pre-vote requests refused by signature checks, by reason",
-            ),
-            &["reason"],
+        let rejected_votes = counter_vec(
+            r,
+            "rejected_votes_total",
+            "Vote and pre-vote requests refused by signature checks, by reason",
+            "reason",
+            &REJECT_REASONS,
         )?;
-        r.register(Box::new(rejected_votes.clone()))?;
-        for reason in REJECT_REASONS {
-            rejected_votes.with_label_values(&[reason]);
-        }
         let writes = IntCounterVec::new(
             Opts::new(
                 "writes_total",
@@ -239,7 +338,14 @@ impl NodeMetrics {
             applied_lsn,
             follower_matched,
             follower_lag,
+            follower_lag_bytes,
+            follower_lag_seconds,
+            follower_lag_alert,
             follower_last_ack,
+            lag_alerts,
+            reads,
+            read_paths,
+            reads_refused,
             elections,
             leader_changes,
             rejected_votes,
@@ -316,6 +422,9 @@ impl NodeMetrics {
         // so a former follower's lag does not linger as a stale series.
         self.follower_matched.reset();
         self.follower_lag.reset();
+        self.follower_lag_bytes.reset();
+        self.follower_lag_seconds.reset();
+        self.follower_lag_alert.reset();
         self.follower_last_ack.reset();
         for f in &s.followers {
             let id = f.id.to_string();
@@ -325,12 +434,47 @@ impl NodeMetrics {
             self.follower_lag
                 .with_label_values(&[&id])
                 .set(clamp(f.lag_entries));
+            self.follower_lag_bytes
+                .with_label_values(&[&id])
+                .set(clamp(f.lag_bytes));
+            self.follower_lag_seconds
+                .with_label_values(&[&id])
+                .set(Duration::from_millis(f.lag_ms).as_secs_f64());
+            self.follower_lag_alert
+                .with_label_values(&[&id])
+                .set(i64::from(f.lag_alert));
             if let Some(age) = f.last_ack {
                 self.follower_last_ack
                     .with_label_values(&[&id])
                     .set(age.as_secs_f64());
             }
         }
+        let LagAlertCounts {
+            raised,
+            recovered,
+            ended,
+        } = s.lag_alerts;
+        catch_up(
+            &self.lag_alerts,
+            &LAG_ALERT_EVENTS,
+            &[raised, recovered, ended],
+        );
+        let r = s.reads;
+        catch_up(
+            &self.reads,
+            &READ_CONSISTENCIES,
+            &[r.linearizable, r.leader_local, r.follower_bounded],
+        );
+        catch_up(
+            &self.read_paths,
+            &READ_PATHS,
+            &[r.lease_path, r.read_index_path],
+        );
+        catch_up(
+            &self.reads_refused,
+            &READ_REFUSALS,
+            &[r.refused_stale, r.failed],
+        );
         if let Some(source) = self.votes_source.lock().as_ref() {
             let v = source();
             let counts = [
@@ -340,11 +484,7 @@ impl NodeMetrics {
                 v.unknown_node,
                 v.identity_mismatch,
             ];
-            for (reason, count) in REJECT_REASONS.into_iter().zip(counts) {
-                // The source counts monotonically; the counter catches up with it.
-                let c = self.rejected_votes.with_label_values(&[reason]);
-                c.inc_by(count.saturating_sub(c.get()));
-            }
+            catch_up(&self.rejected_votes, &REJECT_REASONS, &counts);
         }
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;

@@ -6,10 +6,15 @@
 //! entries from its last snapshot, and [`DocumentStore::apply`] skips every LSN at or below the
 //! one it recorded in the same transaction as the data, so a replay never applies an entry
 //! twice and a lost store commit is simply re-applied.
+//!
+//! Reads: [`ApplyHandler::read`] serves the admin API's document reads once
+//! [`ReplicationNode::read`](replication_core::consensus::ReplicationNode::read) has decided
+//! the store is fresh enough for the requested consistency.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use replication_core::consensus::{AppliedEntry, ApplyError, ApplyHandler};
 use replication_core::store::{DocumentStore, StoreError};
 use replication_core::wal::{NewRecord, Record};
@@ -73,6 +78,13 @@ impl ApplyHandler for StoreHandler {
     fn restore(&self, data: &[u8]) -> Result<(), ApplyError> {
         self.store.restore(data).map_err(apply_err)
     }
+
+    fn read(&self, collection: &str, doc_id: &str) -> Result<Option<Bytes>, ApplyError> {
+        self.store
+            .get(collection, doc_id)
+            .map(|found| found.map(Bytes::from))
+            .map_err(apply_err)
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +122,9 @@ mod tests {
         );
         assert_eq!(h.store().get("users", "b").unwrap(), None);
         assert_eq!(h.store().last_applied().unwrap(), Some((3, 3)));
+        // Reads through the handler see the same store.
+        assert_eq!(h.read("users", "a").unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(h.read("users", "b").unwrap(), None);
     }
 
     #[test]

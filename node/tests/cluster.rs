@@ -2,14 +2,20 @@
 //! signed votes, DEFAULT consensus timings. Election; SIGKILL of the leader gives a new leader
 //! within 10 s (a coarse guard; the figures belong in BENCHMARKS.md); every SEMI_SYNC-acked
 //! write is on the new leader with the same content; never two leaders in one term; the
-//! restarted node catches up to an identical content hash. Plus `replicad demo --fast` end to
-//! end.
+//! restarted node catches up to an identical content hash. Follower reads with a staleness
+//! bound, the read error codes, and the per-follower lag series of `/metrics` (checked by
+//! `promtool`). Plus `replicad demo --fast` end to end.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use replicad::cluster::{leader_of, LocalCluster, Timings};
+use replicad::http::Reply;
+
+use common::{assert_promtool_accepts, sample, try_sample};
 
 const EXE: &str = env!("CARGO_BIN_EXE_replicad");
 
@@ -135,6 +141,209 @@ fn leader_kill_fails_over_with_default_timings_and_loses_no_acked_write() {
     assert!(hashes.iter().all(|h| h == &hashes[0]), "{hashes:?}");
     assert!(!hashes[0].0.is_empty());
     assert!(leader_of(&cluster.statuses()).is_some());
+}
+
+fn error_of(r: &Reply) -> serde_json::Value {
+    r.json().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Polls `/metrics` of node `id` until `ready` accepts the text; panics after 30 s.
+fn wait_metrics(
+    cluster: &LocalCluster,
+    id: u64,
+    what: &str,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = cluster.request(id, "GET", "/metrics", b"").unwrap();
+        let text = String::from_utf8_lossy(&m.body).into_owned();
+        if m.status == 200 && ready(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} within 30 s; node {id}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads on a follower: served with a staleness bound once it caught up; refused with 503
+/// (`Retry-After`, the leader named) when the bound is 0 ms, which no follower can meet, and
+/// when the read needs the leader. The leader's `/metrics` carries every follower's lag in
+/// entries, bytes and seconds, and a lag alert for a killed follower.
+#[test]
+fn follower_reads_error_codes_and_lag_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::create(EXE.as_ref(), dir.path(), 3, Timings::fast()).unwrap();
+    cluster.start_all().unwrap();
+    let (leader, _) = cluster
+        .wait_for_leader(Duration::from_secs(30), None)
+        .unwrap();
+    let followers: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != leader).collect();
+    let (f, other) = (followers[0], followers[1]);
+
+    let put = cluster
+        .request(leader, "PUT", "/v1/docs/t/doc?mode=SEMI_SYNC", b"hello")
+        .unwrap();
+    assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+    let lsn = error_of(&put)["lsn"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.status(f).and_then(|s| s["applied_lsn"].as_u64()) < Some(lsn) {
+        assert!(
+            Instant::now() < deadline,
+            "follower {f} did not apply LSN {lsn}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Caught up, and in contact with the leader every heartbeat (100 ms): served.
+    let r = cluster
+        .request(
+            f,
+            "GET",
+            "/v1/docs/t/doc?consistency=follower&max_staleness_ms=10000",
+            b"",
+        )
+        .unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+    let r = cluster
+        .request(
+            f,
+            "GET",
+            "/v1/docs/t/none?consistency=bounded&max_staleness_ms=10000",
+            b"",
+        )
+        .unwrap();
+    assert_eq!(r.status, 404);
+
+    // A 0 ms bound: the last contact is always some time ago, so the follower is too stale.
+    let r = cluster
+        .request(
+            f,
+            "GET",
+            "/v1/docs/t/doc?consistency=follower&max_staleness_ms=0",
+            b"",
+        )
+        .unwrap();
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let e = error_of(&r);
+    assert!(e["error"].as_str().unwrap().contains("too stale"), "{e}");
+    assert_eq!(e["leader"], leader, "{e}");
+
+    // Linearizable (the default) and leader-local reads need the leader: 503 naming it.
+    for q in ["", "?consistency=linearizable", "?consistency=leader"] {
+        let r = cluster
+            .request(f, "GET", &format!("/v1/docs/t/doc{q}"), b"")
+            .unwrap();
+        assert_eq!(r.status, 503, "{q}: {}", String::from_utf8_lossy(&r.body));
+        let e = error_of(&r);
+        assert_eq!(e["leader"], leader, "{q}: {e}");
+        assert!(
+            e["error"].as_str().unwrap().contains("not the leader"),
+            "{e}"
+        );
+    }
+    for q in ["", "?consistency=leader"] {
+        let r = cluster
+            .request(leader, "GET", &format!("/v1/docs/t/doc{q}"), b"")
+            .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]), "{q}");
+    }
+    // Bad parameters are refused before any consensus work, on followers too.
+    for q in [
+        "consistency=nearly",
+        "consistency=follower&max_staleness_ms=1.5",
+    ] {
+        let r = cluster
+            .request(f, "GET", &format!("/v1/docs/t/doc?{q}"), b"")
+            .unwrap();
+        assert_eq!(r.status, 400, "{q}");
+    }
+
+    let m = cluster.request(f, "GET", "/metrics", b"").unwrap();
+    let text = String::from_utf8_lossy(&m.body);
+    // Served: the document and the 404; refused: the 0 ms bound, and the three leader reads.
+    assert_eq!(
+        sample(&text, "replicad_reads_total", &["consistency=\"follower\""]),
+        2.0
+    );
+    assert_eq!(
+        sample(&text, "replicad_reads_refused_total", &["reason=\"stale\""]),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "replicad_reads_refused_total", &["reason=\"error\""]),
+        3.0
+    );
+    assert_promtool_accepts(&text);
+
+    // The leader's view of its followers: every per-follower series, for each follower.
+    let text = wait_metrics(&cluster, leader, "followers caught up", |t| {
+        followers.iter().all(|id| {
+            let l = format!("follower=\"{id}\"");
+            try_sample(t, "replicad_follower_lag_entries", &[&l]) == Some(0.0)
+        })
+    });
+    for id in &followers {
+        let l = format!("follower=\"{id}\"");
+        for name in [
+            "replicad_follower_matched_lsn",
+            "replicad_follower_lag_entries",
+            "replicad_follower_lag_bytes",
+            "replicad_follower_lag_seconds",
+            "replicad_follower_lag_alert",
+            "replicad_follower_last_ack_age_seconds",
+        ] {
+            assert!(
+                try_sample(&text, name, &[&l]).is_some(),
+                "{name} {l}:\n{text}"
+            );
+        }
+        assert_eq!(sample(&text, "replicad_follower_lag_bytes", &[&l]), 0.0);
+        assert_eq!(sample(&text, "replicad_follower_lag_seconds", &[&l]), 0.0);
+    }
+    assert_promtool_accepts(&text);
+
+    // Kill a follower and write on: its lag grows in entries, bytes and seconds, and past the
+    // lag_alert_threshold_ms (5 s) its alert is raised.
+    assert!(cluster.kill(other));
+    let payload = vec![b'x'; 1000];
+    for i in 0..5 {
+        let r = cluster
+            .request(
+                leader,
+                "PUT",
+                &format!("/v1/docs/t/lag{i}?mode=SEMI_SYNC"),
+                &payload,
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let dead = format!("follower=\"{other}\"");
+    let text = wait_metrics(&cluster, leader, "lag alert raised", |t| {
+        try_sample(t, "replicad_follower_lag_alert", &[&dead]) == Some(1.0)
+    });
+    assert!(sample(&text, "replicad_follower_lag_entries", &[&dead]) >= 5.0);
+    assert!(sample(&text, "replicad_follower_lag_bytes", &[&dead]) >= 5000.0);
+    assert!(sample(&text, "replicad_follower_lag_seconds", &[&dead]) > 0.0);
+    assert!(sample(&text, "replicad_lag_alerts_total", &["event=\"raised\""]) >= 1.0);
+    assert_promtool_accepts(&text);
+
+    // It restarts and catches up: the alert recovers.
+    cluster.start(other).unwrap();
+    let text = wait_metrics(&cluster, leader, "lag alert recovered", |t| {
+        try_sample(t, "replicad_follower_lag_alert", &[&dead]) == Some(0.0)
+            && try_sample(t, "replicad_follower_lag_entries", &[&dead]) == Some(0.0)
+    });
+    assert!(sample(&text, "replicad_lag_alerts_total", &["event=\"recovered\""]) >= 1.0);
+    assert_eq!(
+        sample(&text, "replicad_follower_lag_seconds", &[&dead]),
+        0.0
+    );
+    assert_promtool_accepts(&text);
 }
 
 #[test]
