@@ -24,8 +24,10 @@
  *   ask for the length only.
  * - A Rust panic never crosses into C: it becomes REPL_ERR_PANIC.
  * - Calls block until done; each function documents which threads may call it concurrently.
- * - Callbacks are void (*)(void *userdata, ...) with userdata first, and document the thread
- *   they run on and whether they may call back into the library (see repl_apply_fn).
+ * - Callbacks take userdata first: void (*)(void *userdata, ...), or int32_t (*)(void
+ *   *userdata, ...) when they can fail (0 = success, anything else fails the operation and
+ *   appears in the error detail). Each documents the thread it runs on and whether it may call
+ *   back into the library (see repl_apply_fn, repl_snapshot_fn, repl_restore_fn).
  * - repl_node runs on one tokio runtime the library creates on first use and shares; blocking
  *   repl_node calls wait on the calling thread, never inside that runtime.
  */
@@ -433,6 +435,12 @@ typedef struct repl_hlc repl_hlc;
 typedef struct repl_node repl_node;
 
 /**
+ * Where a `repl_snapshot_fn` writes the host's state: a buffer the library owns. Append bytes
+ * with `repl_snapshot_write`. Valid only during the callback it was handed to; never free it.
+ */
+typedef struct repl_snapshot_writer repl_snapshot_writer;
+
+/**
  * A vector clock: one event counter per node id; a node without an entry has counter 0.
  * Create with `repl_vclock_new`, `repl_vclock_from_entries` or `repl_vclock_clone`; release
  * with `repl_vclock_free`.
@@ -560,19 +568,59 @@ typedef struct repl_applied_entry {
  * The host's state machine: called once per committed write, in log (LSN) order.
  *
  * - Thread: a library thread named `replication-rt` (never the thread that called
- *   `repl_node_start` or `repl_node_append`); calls for one node never overlap.
+ *   `repl_node_append`); calls for one node never overlap. One exception: when a node
+ *   restarts, the entries its log holds as committed are re-applied during `repl_node_start`
+ *   (or `repl_node_start_with_snapshots`), on the calling thread, before it returns.
  * - It may call the non-blocking functions (`repl_node_id`, `repl_node_role`,
  *   `repl_node_leader`, `repl_node_term`, `repl_node_status`, `repl_node_local_addr`,
  *   `repl_node_set_mode`, `repl_node_set_min_sync_replicas`) but must not call a blocking one
  *   (start, initialize, append, wait_for_lsn, read, start_election, add_learner,
- *   change_membership, shutdown) on any node: those return `REPL_ERR_CLUSTER_REENTRANT_CALL`
- *   there. `repl_node_free` from a callback stops the node in the background.
+ *   change_membership, trigger_snapshot, shutdown) on any node: those return
+ *   `REPL_ERR_CLUSTER_REENTRANT_CALL` there. `repl_node_free` from a callback stops the node
+ *   in the background.
  * - Keep it short: the node applies nothing else while it runs. It must return normally (no
  *   longjmp, no C++ exception): the entry cannot be skipped.
- * - After a restart the node re-applies its log from the start (there is no snapshot of a
- *   callback state machine): a host with durable storage skips LSNs it already holds.
+ * - After a restart the node re-applies its log from just after its latest snapshot (restored
+ *   first through the `repl_restore_fn` of `repl_node_start_with_snapshots`), or from the
+ *   start when it has none. A host with durable storage skips LSNs it already holds.
  */
 typedef void (*repl_apply_fn)(void *userdata, const struct repl_applied_entry *entry);
+
+/**
+ * Produces the host's whole state, for `repl_node_start_with_snapshots`: write it with
+ * `repl_snapshot_write(writer, ...)` (any number of calls; the bytes are concatenated) and
+ * return 0. Any other return value is a failure: the snapshot is discarded and, as for a
+ * failing apply, the node stops (its calls then fail); the value appears in the error detail.
+ *
+ * - The bytes must reflect exactly the entries applied so far (every `repl_apply_fn` call
+ *   that returned): the library never applies or restores while this callback runs.
+ * - Thread: a library thread named `replication-rt`. It never overlaps the apply or restore
+ *   callback of the same node. The rules of `repl_apply_fn` about which `repl_node_*`
+ *   functions may be called hold here too.
+ * - Called when the library decides to snapshot (every 5000 entries) and on
+ *   `repl_node_trigger_snapshot`. The bytes go to a file in the node's WAL directory and to
+ *   followers that are behind the purged log; they are opaque to the library.
+ * - It must return normally (no longjmp, no C++ exception).
+ */
+typedef int32_t (*repl_snapshot_fn)(void *userdata, struct repl_snapshot_writer *writer);
+
+/**
+ * Replaces the host's whole state with `len` bytes at `data` that a `repl_snapshot_fn`
+ * produced (possibly on another node), for `repl_node_start_with_snapshots`. Return 0 on
+ * success; any other value is a failure, which stops the node (or makes the start fail) and
+ * appears in the error detail.
+ *
+ * - Afterwards the host state must be exactly the snapshot: drop what is not in it. Apply
+ *   calls then continue with the first LSN after the snapshot.
+ * - `data` is never NULL and valid only during the call: copy what you keep.
+ * - Thread: when a follower installs a snapshot from the leader, a library thread named
+ *   `replication-rt`; when a node restarts with a snapshot on disk, the thread calling
+ *   `repl_node_start_with_snapshots`, before it returns. Never overlaps the apply or snapshot
+ *   callback of the same node; blocking `repl_node_*` calls are refused in it, as in
+ *   `repl_apply_fn`.
+ * - It must return normally (no longjmp, no C++ exception).
+ */
+typedef int32_t (*repl_restore_fn)(void *userdata, const uint8_t *data, size_t len);
 
 /**
  * A snapshot of a node's state (`repl_node_status`). LSN fields are 0 when there is none yet.
@@ -1122,6 +1170,22 @@ repl_result repl_wal_iter_next(struct repl_wal_iter *iter,
 void repl_wal_iter_free(struct repl_wal_iter *iter);
 
 /**
+ * Appends `len` bytes at `data` to the snapshot being written through `writer` (see
+ * `repl_snapshot_fn`). The library copies them into its own buffer: nothing is handed over
+ * that either side must free. `data` may be NULL when `len` is 0.
+ *
+ * Thread safety: only inside the `repl_snapshot_fn` call that received `writer`, on its
+ * thread.
+ *
+ * # Safety
+ * `writer` NULL or the writer of a `repl_snapshot_fn` call that has not returned yet; `data`
+ * NULL or readable for `len` bytes.
+ */
+repl_result repl_snapshot_write(struct repl_snapshot_writer *writer,
+                                const uint8_t *data,
+                                size_t len);
+
+/**
  * Starts a node from `cfg` and stores it in `*out` (free it with `repl_node_free`).
  *
  * Uses from the config: `listen_address` (port 0 picks a free port, see
@@ -1135,6 +1199,12 @@ void repl_wal_iter_free(struct repl_wal_iter *iter);
  * first argument; `userdata` must stay valid until `repl_node_shutdown` or `repl_node_free`
  * returns. With `on_apply` NULL the node uses a built-in in-memory store, which also serves
  * `repl_node_read` (`userdata` is then ignored).
+ *
+ * An apply callback started this way has no snapshot callbacks: the node cannot install a
+ * snapshot (restoring fails and stops it), so it cannot catch up once the leader purged
+ * entries it lacks. The snapshots the library takes on its own (every 5000 entries) are then
+ * empty, and a restart after one fails with `REPL_ERR_CLUSTER_STORAGE`. Use
+ * `repl_node_start_with_snapshots` for a long-lived node.
  *
  * A new cluster does nothing until `repl_node_initialize` is called on one member.
  *
@@ -1154,6 +1224,36 @@ repl_result repl_node_start(const struct repl_config *cfg,
                             repl_apply_fn on_apply,
                             void *userdata,
                             struct repl_node **out);
+
+/**
+ * Like `repl_node_start` with an apply callback, plus the host's snapshot callbacks, so that
+ * the node can catch up through a snapshot when it is behind the leader's purged log (a new
+ * member, or one that was down while the leader purged), and restarts from its latest
+ * snapshot instead of the start of the log.
+ *
+ * `on_snapshot` writes the host's whole state (see `repl_snapshot_fn`); `on_restore` replaces
+ * it with such bytes (see `repl_restore_fn`). All three callbacks get `userdata` first; it
+ * must stay valid until `repl_node_shutdown` or `repl_node_free` returns. When the node's
+ * WAL directory holds a snapshot (after a restart), `on_restore` runs with it before this
+ * function returns, on the calling thread.
+ *
+ * Errors: those of `repl_node_start`; `REPL_ERR_NULL_ARGUMENT` if a callback is NULL (use
+ * `repl_node_start` for the built-in store or for an apply callback alone);
+ * `REPL_ERR_CLUSTER_STORAGE` if `on_restore` fails on the snapshot on disk (the detail gives
+ * its return value).
+ *
+ * Blocking; thread safety: any thread except a callback thread.
+ *
+ * # Safety
+ * `cfg` NULL or a live config; each callback NULL or a function with its type's contract;
+ * `out` NULL or writable.
+ */
+repl_result repl_node_start_with_snapshots(const struct repl_config *cfg,
+                                           repl_apply_fn on_apply,
+                                           repl_snapshot_fn on_snapshot,
+                                           repl_restore_fn on_restore,
+                                           void *userdata,
+                                           struct repl_node **out);
 
 /**
  * Stores this node's id.
@@ -1370,8 +1470,33 @@ repl_result repl_node_change_membership(struct repl_node *node,
                                         uint64_t *out_lsn);
 
 /**
+ * Builds a snapshot of this node's state machine now (the built-in store's, or the host's
+ * through its `repl_snapshot_fn`), covering every entry applied so far, then purges the log up
+ * to it, and stores the snapshot's LSN in `*out_lsn`. A member behind that point then catches
+ * up by installing the snapshot (its `repl_restore_fn`). The library also snapshots by itself
+ * every 5000 entries; this is for operators (to reclaim log space now) and tests.
+ *
+ * The purge may wait while a replication request still uses those entries; `timeout_ms`
+ * bounds the whole call (`REPL_ERR_CLUSTER_TIMEOUT`). Any role may call it: each node
+ * snapshots and purges its own log.
+ *
+ * Errors: `REPL_ERR_INVALID_ARGUMENT` for a node started by `repl_node_start` with an apply
+ * callback (it has no snapshot callbacks); `REPL_ERR_CLUSTER_INVALID_REQUEST` when nothing
+ * is applied yet; `REPL_ERR_CLUSTER_STORAGE` when the snapshot callback failed (the node
+ * stopped; the detail gives its return value).
+ *
+ * Blocking; thread safety: any thread except a callback thread.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `out_lsn` NULL or writable.
+ */
+repl_result repl_node_trigger_snapshot(struct repl_node *node,
+                                       uint64_t timeout_ms,
+                                       uint64_t *out_lsn);
+
+/**
  * Stops the node: closes its listener and connections, stops consensus and closes its WAL
- * (after a final sync). No apply callback runs after it returns. The handle stays allocated:
+ * (after a final sync). No callback runs after it returns. The handle stays allocated:
  * release it with `repl_node_free`. Later calls return `REPL_ERR_HANDLE_CLOSED` (a second
  * shutdown included), except role (`REPL_ROLE_SHUTDOWN`), id, leader, term, status and
  * local_addr, which still answer.

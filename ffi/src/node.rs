@@ -2,8 +2,9 @@
 //! an opaque handle, with the host's state machine as a C callback.
 //!
 //! The node runs on the library's shared tokio runtime (`runtime.rs`). Blocking functions wait
-//! on the caller's thread; the apply callback runs on a runtime thread, where blocking
-//! functions are refused with `REPL_ERR_CLUSTER_REENTRANT_CALL`.
+//! on the caller's thread; the apply, snapshot and restore callbacks run on a runtime thread
+//! (a restore at start on the starting thread), where blocking functions are refused with
+//! `REPL_ERR_CLUSTER_REENTRANT_CALL`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_char, c_void};
@@ -19,7 +20,7 @@ use replication_core::consensus::{
 use replication_core::security::NodeKey;
 use replication_core::NodeId;
 
-use crate::boundary::{arg_out, arg_ref, arg_slice, arg_str, arg_text_buf, boundary};
+use crate::boundary::{arg_mut, arg_out, arg_ref, arg_slice, arg_str, arg_text_buf, boundary};
 use crate::config::{repl_config, repl_replication_mode};
 use crate::result::{repl_result, Failure, FfiResult};
 use crate::runtime::{self, block_on, CallbackScope};
@@ -86,20 +87,67 @@ pub struct repl_applied_entry {
 /// The host's state machine: called once per committed write, in log (LSN) order.
 ///
 /// - Thread: a library thread named `replication-rt` (never the thread that called
-///   `repl_node_start` or `repl_node_append`); calls for one node never overlap.
+///   `repl_node_append`); calls for one node never overlap. One exception: when a node
+///   restarts, the entries its log holds as committed are re-applied during `repl_node_start`
+///   (or `repl_node_start_with_snapshots`), on the calling thread, before it returns.
 /// - It may call the non-blocking functions (`repl_node_id`, `repl_node_role`,
 ///   `repl_node_leader`, `repl_node_term`, `repl_node_status`, `repl_node_local_addr`,
 ///   `repl_node_set_mode`, `repl_node_set_min_sync_replicas`) but must not call a blocking one
 ///   (start, initialize, append, wait_for_lsn, read, start_election, add_learner,
-///   change_membership, shutdown) on any node: those return `REPL_ERR_CLUSTER_REENTRANT_CALL`
-///   there. `repl_node_free` from a callback stops the node in the background.
+///   change_membership, trigger_snapshot, shutdown) on any node: those return
+///   `REPL_ERR_CLUSTER_REENTRANT_CALL` there. `repl_node_free` from a callback stops the node
+///   in the background.
 /// - Keep it short: the node applies nothing else while it runs. It must return normally (no
 ///   longjmp, no C++ exception): the entry cannot be skipped.
-/// - After a restart the node re-applies its log from the start (there is no snapshot of a
-///   callback state machine): a host with durable storage skips LSNs it already holds.
+/// - After a restart the node re-applies its log from just after its latest snapshot (restored
+///   first through the `repl_restore_fn` of `repl_node_start_with_snapshots`), or from the
+///   start when it has none. A host with durable storage skips LSNs it already holds.
 #[allow(non_camel_case_types)]
 pub type repl_apply_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, entry: *const repl_applied_entry)>;
+
+/// Where a `repl_snapshot_fn` writes the host's state: a buffer the library owns. Append bytes
+/// with `repl_snapshot_write`. Valid only during the callback it was handed to; never free it.
+#[allow(non_camel_case_types)]
+pub struct repl_snapshot_writer {
+    buf: Vec<u8>,
+}
+
+/// Produces the host's whole state, for `repl_node_start_with_snapshots`: write it with
+/// `repl_snapshot_write(writer, ...)` (any number of calls; the bytes are concatenated) and
+/// return 0. Any other return value is a failure: the snapshot is discarded and, as for a
+/// failing apply, the node stops (its calls then fail); the value appears in the error detail.
+///
+/// - The bytes must reflect exactly the entries applied so far (every `repl_apply_fn` call
+///   that returned): the library never applies or restores while this callback runs.
+/// - Thread: a library thread named `replication-rt`. It never overlaps the apply or restore
+///   callback of the same node. The rules of `repl_apply_fn` about which `repl_node_*`
+///   functions may be called hold here too.
+/// - Called when the library decides to snapshot (every 5000 entries) and on
+///   `repl_node_trigger_snapshot`. The bytes go to a file in the node's WAL directory and to
+///   followers that are behind the purged log; they are opaque to the library.
+/// - It must return normally (no longjmp, no C++ exception).
+#[allow(non_camel_case_types)]
+pub type repl_snapshot_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, writer: *mut repl_snapshot_writer) -> i32>;
+
+/// Replaces the host's whole state with `len` bytes at `data` that a `repl_snapshot_fn`
+/// produced (possibly on another node), for `repl_node_start_with_snapshots`. Return 0 on
+/// success; any other value is a failure, which stops the node (or makes the start fail) and
+/// appears in the error detail.
+///
+/// - Afterwards the host state must be exactly the snapshot: drop what is not in it. Apply
+///   calls then continue with the first LSN after the snapshot.
+/// - `data` is never NULL and valid only during the call: copy what you keep.
+/// - Thread: when a follower installs a snapshot from the leader, a library thread named
+///   `replication-rt`; when a node restarts with a snapshot on disk, the thread calling
+///   `repl_node_start_with_snapshots`, before it returns. Never overlaps the apply or snapshot
+///   callback of the same node; blocking `repl_node_*` calls are refused in it, as in
+///   `repl_apply_fn`.
+/// - It must return normally (no longjmp, no C++ exception).
+#[allow(non_camel_case_types)]
+pub type repl_restore_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, data: *const u8, len: usize) -> i32>;
 
 /// One member for `repl_node_initialize`.
 #[allow(non_camel_case_types)]
@@ -153,8 +201,16 @@ pub struct repl_node {
     node: Arc<ReplicationNode>,
     /// `None` once shut down.
     running: Mutex<Option<NetworkedNode>>,
-    /// Whether the state machine is the built-in `MemoryStore` (which serves reads).
-    builtin_store: bool,
+    store: Store,
+}
+
+/// Which state machine a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// The built-in `MemoryStore` (serves reads, snapshots itself).
+    Builtin,
+    /// The host's callbacks; `snapshots` when it registered snapshot and restore callbacks.
+    Callbacks { snapshots: bool },
 }
 
 impl repl_node {
@@ -199,9 +255,14 @@ unsafe impl Send for UserData {}
 // calls for one node never overlap.
 unsafe impl Sync for UserData {}
 
-/// The host's state machine as a C callback.
+type SnapshotFn = unsafe extern "C" fn(*mut c_void, *mut repl_snapshot_writer) -> i32;
+type RestoreFn = unsafe extern "C" fn(*mut c_void, *const u8, usize) -> i32;
+
+/// The host's state machine as C callbacks.
 struct CHandler {
     apply: unsafe extern "C" fn(*mut c_void, *const repl_applied_entry),
+    /// The snapshot and restore callbacks, when the host registered them.
+    snapshots: Option<(SnapshotFn, RestoreFn)>,
     userdata: UserData,
 }
 
@@ -228,18 +289,84 @@ impl ApplyHandler for CHandler {
         Ok(())
     }
 
-    /// A C callback state machine has no snapshot; the node re-applies its log instead.
+    /// Without snapshot callbacks the snapshot is empty and the node re-applies its log.
     fn snapshot(&self) -> Result<Vec<u8>, ApplyError> {
-        Ok(Vec::new())
+        let Some((snapshot, _)) = self.snapshots else {
+            return Ok(Vec::new());
+        };
+        let mut writer = repl_snapshot_writer { buf: Vec::new() };
+        let _scope = CallbackScope::enter();
+        // SAFETY: the host's contract for `repl_snapshot_fn`; `writer` lives until the call
+        // returns and is only reached through `repl_snapshot_write` meanwhile.
+        let rc = unsafe { snapshot(self.userdata.0, &mut writer) };
+        if rc != 0 {
+            return Err(ApplyError(format!(
+                "the host's snapshot callback (repl_snapshot_fn) failed with code {rc}"
+            )));
+        }
+        Ok(writer.buf)
     }
 
-    fn restore(&self, _data: &[u8]) -> Result<(), ApplyError> {
-        Err(ApplyError(
-            "this node must restore a snapshot to catch up, but a C apply callback state \
-             machine cannot restore snapshots"
-                .into(),
-        ))
+    fn restore(&self, data: &[u8]) -> Result<(), ApplyError> {
+        let Some((_, restore)) = self.snapshots else {
+            return Err(ApplyError(
+                "this node must restore a snapshot, but it was started with repl_node_start, \
+                 which registers no restore callback: start it with \
+                 repl_node_start_with_snapshots"
+                    .into(),
+            ));
+        };
+        // Never NULL, even for an empty snapshot.
+        static EMPTY: [u8; 1] = [0];
+        let ptr = if data.is_empty() {
+            EMPTY.as_ptr()
+        } else {
+            data.as_ptr()
+        };
+        let _scope = CallbackScope::enter();
+        // SAFETY: the host's contract for `repl_restore_fn`; `data` lives until it returns.
+        let rc = unsafe { restore(self.userdata.0, ptr, data.len()) };
+        if rc != 0 {
+            return Err(ApplyError(format!(
+                "the host's restore callback (repl_restore_fn) failed with code {rc}"
+            )));
+        }
+        Ok(())
     }
+}
+
+/// Appends `len` bytes at `data` to the snapshot being written through `writer` (see
+/// `repl_snapshot_fn`). The library copies them into its own buffer: nothing is handed over
+/// that either side must free. `data` may be NULL when `len` is 0.
+///
+/// Thread safety: only inside the `repl_snapshot_fn` call that received `writer`, on its
+/// thread.
+///
+/// # Safety
+/// `writer` NULL or the writer of a `repl_snapshot_fn` call that has not returned yet; `data`
+/// NULL or readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn repl_snapshot_write(
+    writer: *mut repl_snapshot_writer,
+    data: *const u8,
+    len: usize,
+) -> repl_result {
+    boundary("repl_snapshot_write", || {
+        // SAFETY: the caller's contract.
+        let (writer, data) =
+            unsafe { (arg_mut(writer, &"writer")?, arg_slice(data, len, &"data")?) };
+        writer.buf.try_reserve(data.len()).map_err(|e| {
+            Failure::new(
+                repl_result::REPL_ERR_INVALID_ARGUMENT,
+                format!(
+                    "cannot grow the snapshot ({} bytes) by {len} bytes: {e}",
+                    writer.buf.len()
+                ),
+            )
+        })?;
+        writer.buf.extend_from_slice(data);
+        Ok(())
+    })
 }
 
 /// A core error as a C failure. A write refused because another node leads is "not leader"
@@ -326,6 +453,12 @@ unsafe fn query<T>(
 /// returns. With `on_apply` NULL the node uses a built-in in-memory store, which also serves
 /// `repl_node_read` (`userdata` is then ignored).
 ///
+/// An apply callback started this way has no snapshot callbacks: the node cannot install a
+/// snapshot (restoring fails and stops it), so it cannot catch up once the leader purged
+/// entries it lacks. The snapshots the library takes on its own (every 5000 entries) are then
+/// empty, and a restart after one fails with `REPL_ERR_CLUSTER_STORAGE`. Use
+/// `repl_node_start_with_snapshots` for a long-lived node.
+///
 /// A new cluster does nothing until `repl_node_initialize` is called on one member.
 ///
 /// Errors: `REPL_ERR_CONFIG_INVALID` (missing `node_key_path`, a peer without a valid public
@@ -349,64 +482,132 @@ pub unsafe extern "C" fn repl_node_start(
     boundary("repl_node_start", || {
         // SAFETY: the caller's contract.
         let (cfg, out) = unsafe { (arg_ref(cfg, &"cfg")?, arg_out(out, &"out")?) };
-        runtime::check_may_block()?;
-        let config = cfg.inner().clone();
-        config.validate_for_network().map_err(Failure::from)?;
-        let key_path = config.node_key_path.clone().ok_or_else(|| {
-            Failure::new(
-                repl_result::REPL_ERR_CONFIG_INVALID,
-                "node_key_path is required to start a node: it signs this node's vote \
-                 requests (create one with `replicad keygen` or repl_dev_cluster_materials)",
-            )
-        })?;
-        let key = NodeKey::load(&key_path).map_err(|e| {
-            Failure::new(
-                repl_result::REPL_ERR_CONFIG_IO,
-                format!("node_key_path {}: {e}", key_path.display()),
-            )
-        })?;
-        let mut peer_keys = Vec::new();
-        for (i, peer) in config.peers.iter().enumerate() {
-            match peer.parsed_public_key() {
-                Some(Ok(k)) => peer_keys.push((peer.node_id, k)),
-                Some(Err(e)) => {
-                    return Err(Failure::new(
-                        repl_result::REPL_ERR_CONFIG_INVALID,
-                        format!("peers[{i}].public_key (node {}): {e}", peer.node_id),
-                    ))
-                }
-                None => {}
-            }
-        }
-        let builtin_store = on_apply.is_none();
-        let handler: Arc<dyn ApplyHandler> = match on_apply {
-            Some(apply) => Arc::new(CHandler {
-                apply,
-                userdata: UserData(userdata),
-            }),
-            None => Arc::new(MemoryStore::new()),
+        let (handler, store): (Arc<dyn ApplyHandler>, Store) = match on_apply {
+            Some(apply) => (
+                Arc::new(CHandler {
+                    apply,
+                    snapshots: None,
+                    userdata: UserData(userdata),
+                }),
+                Store::Callbacks { snapshots: false },
+            ),
+            None => (Arc::new(MemoryStore::new()), Store::Builtin),
         };
-        let started = block_on(async {
-            let security = NetworkedNode::security_from_config(&config)?;
-            NetworkedNode::start(&config, handler, security, key, peer_keys).await
-        });
-        let nn = started.map_err(|f| match f.code {
-            // Refusals at start are about the configuration (TLS material, listen address).
-            repl_result::REPL_ERR_CLUSTER_INVALID_REQUEST => {
-                Failure::new(repl_result::REPL_ERR_CONFIG_INVALID, f.detail)
-            }
-            _ => f,
-        })?;
-        let node = repl_node {
-            id: config.node_id,
-            local_addr: nn.local_addr(),
-            node: nn.node().clone(),
-            running: Mutex::new(Some(nn)),
-            builtin_store,
-        };
-        out.write(Box::into_raw(Box::new(node)));
+        out.write(start_node(cfg, handler, store)?);
         Ok(())
     })
+}
+
+/// Like `repl_node_start` with an apply callback, plus the host's snapshot callbacks, so that
+/// the node can catch up through a snapshot when it is behind the leader's purged log (a new
+/// member, or one that was down while the leader purged), and restarts from its latest
+/// snapshot instead of the start of the log.
+///
+/// `on_snapshot` writes the host's whole state (see `repl_snapshot_fn`); `on_restore` replaces
+/// it with such bytes (see `repl_restore_fn`). All three callbacks get `userdata` first; it
+/// must stay valid until `repl_node_shutdown` or `repl_node_free` returns. When the node's
+/// WAL directory holds a snapshot (after a restart), `on_restore` runs with it before this
+/// function returns, on the calling thread.
+///
+/// Errors: those of `repl_node_start`; `REPL_ERR_NULL_ARGUMENT` if a callback is NULL (use
+/// `repl_node_start` for the built-in store or for an apply callback alone);
+/// `REPL_ERR_CLUSTER_STORAGE` if `on_restore` fails on the snapshot on disk (the detail gives
+/// its return value).
+///
+/// Blocking; thread safety: any thread except a callback thread.
+///
+/// # Safety
+/// `cfg` NULL or a live config; each callback NULL or a function with its type's contract;
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn repl_node_start_with_snapshots(
+    cfg: *const repl_config,
+    on_apply: repl_apply_fn,
+    on_snapshot: repl_snapshot_fn,
+    on_restore: repl_restore_fn,
+    userdata: *mut c_void,
+    out: *mut *mut repl_node,
+) -> repl_result {
+    boundary("repl_node_start_with_snapshots", || {
+        // SAFETY: the caller's contract.
+        let (cfg, out) = unsafe { (arg_ref(cfg, &"cfg")?, arg_out(out, &"out")?) };
+        let null = |name: &str| {
+            Failure::new(
+                repl_result::REPL_ERR_NULL_ARGUMENT,
+                format!("argument `{name}` is NULL"),
+            )
+        };
+        let apply = on_apply.ok_or_else(|| null("on_apply"))?;
+        let snapshot = on_snapshot.ok_or_else(|| null("on_snapshot"))?;
+        let restore = on_restore.ok_or_else(|| null("on_restore"))?;
+        let handler = Arc::new(CHandler {
+            apply,
+            snapshots: Some((snapshot, restore)),
+            userdata: UserData(userdata),
+        });
+        out.write(start_node(
+            cfg,
+            handler,
+            Store::Callbacks { snapshots: true },
+        )?);
+        Ok(())
+    })
+}
+
+/// The body of the start functions, once their arguments are checked.
+fn start_node(
+    cfg: &repl_config,
+    handler: Arc<dyn ApplyHandler>,
+    store: Store,
+) -> FfiResult<*mut repl_node> {
+    runtime::check_may_block()?;
+    let config = cfg.inner().clone();
+    config.validate_for_network().map_err(Failure::from)?;
+    let key_path = config.node_key_path.clone().ok_or_else(|| {
+        Failure::new(
+            repl_result::REPL_ERR_CONFIG_INVALID,
+            "node_key_path is required to start a node: it signs this node's vote \
+             requests (create one with `replicad keygen` or repl_dev_cluster_materials)",
+        )
+    })?;
+    let key = NodeKey::load(&key_path).map_err(|e| {
+        Failure::new(
+            repl_result::REPL_ERR_CONFIG_IO,
+            format!("node_key_path {}: {e}", key_path.display()),
+        )
+    })?;
+    let mut peer_keys = Vec::new();
+    for (i, peer) in config.peers.iter().enumerate() {
+        match peer.parsed_public_key() {
+            Some(Ok(k)) => peer_keys.push((peer.node_id, k)),
+            Some(Err(e)) => {
+                return Err(Failure::new(
+                    repl_result::REPL_ERR_CONFIG_INVALID,
+                    format!("peers[{i}].public_key (node {}): {e}", peer.node_id),
+                ))
+            }
+            None => {}
+        }
+    }
+    let started = block_on(async {
+        let security = NetworkedNode::security_from_config(&config)?;
+        NetworkedNode::start(&config, handler, security, key, peer_keys).await
+    });
+    let nn = started.map_err(|f| match f.code {
+        // Refusals at start are about the configuration (TLS material, listen address).
+        repl_result::REPL_ERR_CLUSTER_INVALID_REQUEST => {
+            Failure::new(repl_result::REPL_ERR_CONFIG_INVALID, f.detail)
+        }
+        _ => f,
+    })?;
+    let node = repl_node {
+        id: config.node_id,
+        local_addr: nn.local_addr(),
+        node: nn.node().clone(),
+        running: Mutex::new(Some(nn)),
+        store,
+    };
+    Ok(Box::into_raw(Box::new(node)))
 }
 
 /// Stores this node's id.
@@ -703,7 +904,7 @@ pub unsafe extern "C" fn repl_node_read(
                 )))
             }
         };
-        if !node.builtin_store {
+        if node.store != Store::Builtin {
             return Err(invalid(
                 "repl_node_read needs the built-in store: this node was started with an \
                  apply callback, so its state lives in the host; read it there",
@@ -890,8 +1091,56 @@ pub unsafe extern "C" fn repl_node_change_membership(
     })
 }
 
+/// Builds a snapshot of this node's state machine now (the built-in store's, or the host's
+/// through its `repl_snapshot_fn`), covering every entry applied so far, then purges the log up
+/// to it, and stores the snapshot's LSN in `*out_lsn`. A member behind that point then catches
+/// up by installing the snapshot (its `repl_restore_fn`). The library also snapshots by itself
+/// every 5000 entries; this is for operators (to reclaim log space now) and tests.
+///
+/// The purge may wait while a replication request still uses those entries; `timeout_ms`
+/// bounds the whole call (`REPL_ERR_CLUSTER_TIMEOUT`). Any role may call it: each node
+/// snapshots and purges its own log.
+///
+/// Errors: `REPL_ERR_INVALID_ARGUMENT` for a node started by `repl_node_start` with an apply
+/// callback (it has no snapshot callbacks); `REPL_ERR_CLUSTER_INVALID_REQUEST` when nothing
+/// is applied yet; `REPL_ERR_CLUSTER_STORAGE` when the snapshot callback failed (the node
+/// stopped; the detail gives its return value).
+///
+/// Blocking; thread safety: any thread except a callback thread.
+///
+/// # Safety
+/// `node` NULL or a live handle; `out_lsn` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn repl_node_trigger_snapshot(
+    node: *mut repl_node,
+    timeout_ms: u64,
+    out_lsn: *mut u64,
+) -> repl_result {
+    boundary("repl_node_trigger_snapshot", || {
+        // SAFETY: the caller's contract.
+        let (node, out_lsn) = unsafe {
+            (
+                arg_ref(node.cast_const(), &"node")?,
+                arg_out(out_lsn, &"out_lsn")?,
+            )
+        };
+        if node.store == (Store::Callbacks { snapshots: false }) {
+            return Err(invalid(
+                "this node was started by repl_node_start with an apply callback, which \
+                 registers no snapshot callbacks; start it with repl_node_start_with_snapshots",
+            ));
+        }
+        let live = node.live()?;
+        let timeout = Duration::from_millis(timeout_ms);
+        out_lsn.write(run(node.id, async move {
+            live.trigger_snapshot(timeout).await
+        })?);
+        Ok(())
+    })
+}
+
 /// Stops the node: closes its listener and connections, stops consensus and closes its WAL
-/// (after a final sync). No apply callback runs after it returns. The handle stays allocated:
+/// (after a final sync). No callback runs after it returns. The handle stays allocated:
 /// release it with `repl_node_free`. Later calls return `REPL_ERR_HANDLE_CLOSED` (a second
 /// shutdown included), except role (`REPL_ROLE_SHUTDOWN`), id, leader, term, status and
 /// local_addr, which still answer.

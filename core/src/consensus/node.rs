@@ -622,6 +622,72 @@ impl ReplicationNode {
             .map_err(raft_err)
     }
 
+    /// Builds a snapshot of the state machine now ([`ApplyHandler::snapshot`], covering every
+    /// entry applied so far) and purges the log up to it, so that a follower behind that point
+    /// catches up by installing the snapshot ([`ApplyHandler::restore`]). Returns the snapshot's
+    /// LSN. For operators and tests: openraft also snapshots by itself (every 5000 entries).
+    ///
+    /// The purge may wait while a replication request still uses those entries; `timeout`
+    /// bounds the whole call. A failing `snapshot` stops the node (as a failing `apply` does)
+    /// and is reported as [`ConsensusError::Storage`].
+    pub async fn trigger_snapshot(&self, timeout: Duration) -> Result<Lsn, ConsensusError> {
+        let Some(applied) = self.metrics().last_applied else {
+            return Err(ConsensusError::Invalid(
+                "nothing is applied yet, so there is nothing to snapshot".into(),
+            ));
+        };
+        // The node's fatal error, if it stopped (e.g. the host's snapshot failed).
+        let stopped = |m: &RaftMetrics<C>| match &m.running_state {
+            Err(fatal) => Some(ConsensusError::Storage(fatal.to_string())),
+            Ok(()) => None,
+        };
+        let waited = |what: &str, e: openraft::metrics::WaitError| match stopped(&self.metrics()) {
+            Some(fatal) => fatal,
+            None => ConsensusError::Timeout(timeout, format!("{what}: {e}")),
+        };
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        self.raft.trigger().snapshot().await.map_err(raft_err)?;
+        let m = self
+            .raft
+            .wait(Some(left()))
+            .metrics(
+                |m| {
+                    m.running_state.is_err() || m.snapshot.is_some_and(|s| s.index >= applied.index)
+                },
+                format!("node {} snapshots up to LSN {}", self.id, applied.index),
+            )
+            .await
+            .map_err(|e| waited("building the snapshot", e))?;
+        if let Some(fatal) = stopped(&m) {
+            return Err(fatal);
+        }
+        let snap = m.snapshot.expect("the wait condition saw a snapshot");
+        self.raft
+            .trigger()
+            .purge_log(snap.index)
+            .await
+            .map_err(raft_err)?;
+        let m = self
+            .raft
+            .wait(Some(left()))
+            .metrics(
+                |m| m.running_state.is_err() || m.purged.is_some_and(|p| p.index >= snap.index),
+                format!("node {} purges its log up to LSN {}", self.id, snap.index),
+            )
+            .await
+            .map_err(|e| waited("purging the log", e))?;
+        if let Some(fatal) = stopped(&m) {
+            return Err(fatal);
+        }
+        tracing::info!(
+            node = self.id,
+            lsn = snap.index,
+            "snapshot built, log purged up to it"
+        );
+        Ok(snap.index)
+    }
+
     /// Stops the node and closes its WAL (after a final sync).
     pub async fn shutdown(&self) -> Result<(), ConsensusError> {
         self.monitor.abort();

@@ -734,19 +734,49 @@ public:
     using ReplicationError::ReplicationError;
 };
 
-/// Receives every committed write of a ReplicationManager, in LSN order.
+/// The host's state machine behind a ReplicationManager: receives every committed write, in
+/// LSN order, and (optionally) snapshots and restores the host's whole state.
 ///
-/// onWALEntryApplied runs on a library thread (`replication-rt`), never concurrently with
-/// itself for one manager. It may call the non-blocking ReplicationManager methods (role,
-/// leader, term, nodeId, status, localAddress, setMode, setMinSyncReplicas) but not the
-/// blocking ones (append, waitForLsn, read, ...): those throw ReplicationError with
-/// REPL_ERR_CLUSTER_REENTRANT_CALL there. It must not throw: an entry cannot be skipped, so an
-/// escaping exception terminates the process (std::terminate).
+/// The methods run on a library thread (`replication-rt`), never concurrently with each other
+/// for one manager. When a node restarts, its snapshot on disk (onRestore) and the entries its
+/// log holds as committed (onWALEntryApplied) are replayed on the thread constructing the
+/// ReplicationManager, before the constructor returns. They may call the non-blocking ReplicationManager
+/// methods (role, leader, term, nodeId, status, localAddress, setMode, setMinSyncReplicas) but
+/// not the blocking ones (append, waitForLsn, read, triggerSnapshot, ...): those throw
+/// ReplicationError with REPL_ERR_CLUSTER_REENTRANT_CALL there.
+///
+/// onWALEntryApplied must not throw: an entry cannot be skipped, so an escaping exception
+/// terminates the process (std::terminate). An exception from onSnapshot or onRestore is
+/// caught at the C boundary and reported as a failure (code kListenerThrew in the error
+/// detail), which stops the node, as described in replication.h (repl_snapshot_fn,
+/// repl_restore_fn).
+///
+/// Override onSnapshot and onRestore together: they let a node that is behind the leader's
+/// purged log (a new member, or one that was down meanwhile) catch up through a snapshot, and
+/// let a restarted node resume from its latest snapshot. The defaults keep a listener written
+/// without them compiling and behaving as before: an empty snapshot, and a restore that fails.
+/// Such a node cannot catch up from a snapshot, and cannot restart once the library took one
+/// of its own (every 5000 entries).
 class IReplicationListener {
 public:
+    /// Error codes the C boundary reports for onSnapshot / onRestore.
+    static constexpr std::int32_t kListenerThrew = -1;
+    static constexpr std::int32_t kSnapshotWriteFailed = -2;
+
     virtual ~IReplicationListener() = default;
     /// `entry.origin` is 0 (the applied entry does not carry it); `entry.lsn` is set.
     virtual void onWALEntryApplied(const WALEntry& entry) = 0;
+    /// Returns the host's whole state as bytes, reflecting exactly the entries applied so far.
+    virtual std::vector<std::uint8_t> onSnapshot() { return {}; }
+    /// Replaces the host's whole state with bytes that onSnapshot returned (possibly on another
+    /// node); `data` is valid only during the call. Applies continue after the snapshot's LSN.
+    virtual void onRestore(const std::uint8_t* data, std::size_t len) {
+        (void)data;
+        (void)len;
+        throw std::logic_error(
+            "this IReplicationListener does not override onRestore, so it cannot restore a "
+            "snapshot");
+    }
 };
 
 /// ReplicationManager::status().
@@ -782,6 +812,30 @@ inline void apply_trampoline(void* userdata, const repl_applied_entry* e) noexce
     static_cast<IReplicationListener*>(userdata)->onWALEntryApplied(entry);
 }
 
+/// The repl_snapshot_fn handed to repl_node_start_with_snapshots: exceptions stop here.
+inline std::int32_t snapshot_trampoline(void* userdata, repl_snapshot_writer* writer) noexcept {
+    try {
+        std::vector<std::uint8_t> bytes = static_cast<IReplicationListener*>(userdata)->onSnapshot();
+        if (repl_snapshot_write(writer, bytes.data(), bytes.size()) != REPL_OK) {
+            return IReplicationListener::kSnapshotWriteFailed;
+        }
+        return 0;
+    } catch (...) {
+        return IReplicationListener::kListenerThrew;
+    }
+}
+
+/// The repl_restore_fn handed to repl_node_start_with_snapshots: exceptions stop here.
+inline std::int32_t restore_trampoline(void* userdata, const std::uint8_t* data,
+                                       std::size_t len) noexcept {
+    try {
+        static_cast<IReplicationListener*>(userdata)->onRestore(data, len);
+        return 0;
+    } catch (...) {
+        return IReplicationListener::kListenerThrew;
+    }
+}
+
 }  // namespace detail
 
 /// Writes throwaway TLS certificates and vote-signing keys for `ids` into `dir`
@@ -798,21 +852,26 @@ inline void devClusterMaterials(std::string_view dir, const std::vector<std::uin
 ///
 /// Thread safety: every method may be called from many threads at once. Blocking methods
 /// (initialize, append, waitForLsn, read, startElection, addLearner, changeMembership,
-/// shutdown) wait on the calling thread and must not be called from a listener.
+/// triggerSnapshot, shutdown) wait on the calling thread and must not be called from a listener.
 ///
 /// Errors throw ReplicationError; the cluster's outcomes have their own types: NotLeaderError,
 /// NotDurableError (safe to retry), CommitUnknownError (deduplicate before retrying),
 /// ClusterTimeoutError.
 class ReplicationManager {
 public:
-    /// Starts the node. With a listener, it receives every committed write and must outlive
-    /// the node (until shutdown() returns or the manager is destroyed). Without one
+    /// Starts the node. With a listener, it receives every committed write, snapshots and
+    /// restores the host state (onSnapshot / onRestore, through repl_node_start_with_snapshots;
+    /// a snapshot on disk is restored before the constructor returns) and must outlive the
+    /// node (until shutdown() returns or the manager is destroyed). Without one
     /// (nullptr), the node keeps its state in a built-in in-memory store that read() serves.
     explicit ReplicationManager(const ReplicationConfig& config,
                                 IReplicationListener* listener = nullptr) {
         const repl_config* cfg = config.native();
         if (listener != nullptr) {
-            detail::check(repl_node_start(cfg, &detail::apply_trampoline, listener, &handle_));
+            detail::check(repl_node_start_with_snapshots(cfg, &detail::apply_trampoline,
+                                                         &detail::snapshot_trampoline,
+                                                         &detail::restore_trampoline, listener,
+                                                         &handle_));
         } else {
             detail::check(repl_node_start(cfg, nullptr, nullptr, &handle_));
         }
@@ -952,6 +1011,18 @@ public:
                                    bool retain = false) {
         std::uint64_t lsn = 0;
         check(repl_node_change_membership(handle_, voters.data(), voters.size(), retain, &lsn));
+        return lsn;
+    }
+
+    /// Builds a snapshot now (the built-in store's, or the listener's onSnapshot), covering every
+    /// entry applied so far, purges this node's log up to it, and returns the snapshot's LSN.
+    /// Members behind that point then catch up through onRestore. The library also snapshots
+    /// by itself every 5000 entries. Throws ClusterTimeoutError after `timeout`, and
+    /// ReplicationError with REPL_ERR_CLUSTER_STORAGE if onSnapshot failed (the node stopped).
+    std::uint64_t triggerSnapshot(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+        std::uint64_t lsn = 0;
+        check(repl_node_trigger_snapshot(handle_, static_cast<std::uint64_t>(timeout.count()),
+                                         &lsn));
         return lsn;
     }
 
