@@ -1200,10 +1200,10 @@ repl_result repl_snapshot_write(struct repl_snapshot_writer *writer,
  * returns. With `on_apply` NULL the node uses a built-in in-memory store, which also serves
  * `repl_node_read` (`userdata` is then ignored).
  *
- * An apply callback started this way has no snapshot callbacks: the node cannot install a
- * snapshot (restoring fails and stops it), so it cannot catch up once the leader purged
- * entries it lacks. The snapshots the library takes on its own (every 5000 entries) are then
- * empty, and a restart after one fails with `REPL_ERR_CLUSTER_STORAGE`. Use
+ * An apply callback started this way has no snapshot callbacks: the node never snapshots on
+ * the library's schedule (every 5000 entries), so its log is kept whole and a restart
+ * re-applies it. It cannot install a snapshot either (restoring fails and stops it), so it
+ * cannot catch up once the leader purged entries it lacks. Use
  * `repl_node_start_with_snapshots` for a long-lived node.
  *
  * A new cluster does nothing until `repl_node_initialize` is called on one member.

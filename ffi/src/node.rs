@@ -289,6 +289,12 @@ impl ApplyHandler for CHandler {
         Ok(())
     }
 
+    /// Without snapshot callbacks the node never snapshots on openraft's schedule (so its log
+    /// is kept and a restart re-applies it).
+    fn supports_snapshots(&self) -> bool {
+        self.snapshots.is_some()
+    }
+
     /// Without snapshot callbacks the snapshot is empty and the node re-applies its log.
     fn snapshot(&self) -> Result<Vec<u8>, ApplyError> {
         let Some((snapshot, _)) = self.snapshots else {
@@ -453,10 +459,10 @@ unsafe fn query<T>(
 /// returns. With `on_apply` NULL the node uses a built-in in-memory store, which also serves
 /// `repl_node_read` (`userdata` is then ignored).
 ///
-/// An apply callback started this way has no snapshot callbacks: the node cannot install a
-/// snapshot (restoring fails and stops it), so it cannot catch up once the leader purged
-/// entries it lacks. The snapshots the library takes on its own (every 5000 entries) are then
-/// empty, and a restart after one fails with `REPL_ERR_CLUSTER_STORAGE`. Use
+/// An apply callback started this way has no snapshot callbacks: the node never snapshots on
+/// the library's schedule (every 5000 entries), so its log is kept whole and a restart
+/// re-applies it. It cannot install a snapshot either (restoring fails and stops it), so it
+/// cannot catch up once the leader purged entries it lacks. Use
 /// `repl_node_start_with_snapshots` for a long-lived node.
 ///
 /// A new cluster does nothing until `repl_node_initialize` is called on one member.

@@ -112,6 +112,12 @@ impl ApplyHandler for PyHandler {
         .map_err(|err| self.stop("on_apply", err))
     }
 
+    /// Without both snapshot callbacks the node never snapshots on openraft's schedule, so its
+    /// log is kept and a restart re-applies it.
+    fn supports_snapshots(&self) -> bool {
+        self.on_snapshot.is_some() && self.on_restore.is_some()
+    }
+
     /// Without `on_snapshot` the snapshot is empty: openraft builds snapshots on its own
     /// schedule, and failing here would stop a healthy node. Such a snapshot can never be
     /// installed silently: `restore` without `on_restore` fails (see below).

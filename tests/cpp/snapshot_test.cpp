@@ -56,6 +56,8 @@ public:
         docs_[entry.doc_id] = std::string(entry.payload.begin(), entry.payload.end());
     }
 
+    bool supportsSnapshots() const override { return true; }
+
     // Format: per document, u32 id length, id, u32 payload length, payload (host byte order).
     std::vector<std::uint8_t> onSnapshot() override {
         if (throwOnSnapshot) throw std::runtime_error("deliberate onSnapshot failure");

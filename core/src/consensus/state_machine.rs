@@ -66,6 +66,13 @@ pub trait ApplyHandler: Send + Sync + 'static {
     fn snapshot(&self) -> Result<Vec<u8>, ApplyError>;
     /// Replaces the whole state with a snapshot made by `snapshot` (possibly on another node).
     fn restore(&self, data: &[u8]) -> Result<(), ApplyError>;
+    /// False for a host that cannot take or restore snapshots (its `snapshot` returns nothing
+    /// useful). Such a node never snapshots on openraft's schedule, so its log is never purged
+    /// and a restart re-applies the log instead of restoring an empty snapshot; only an
+    /// explicit snapshot request still calls `snapshot`.
+    fn supports_snapshots(&self) -> bool {
+        true
+    }
     /// The read side: the current payload of a document, or `None` if it does not exist.
     /// Reflects at least every entry whose `apply` has returned. Called concurrently with
     /// `apply`, from any thread ([`ReplicationNode::read`](super::ReplicationNode::read) decides
@@ -248,6 +255,11 @@ impl RaftStateMachine<C> for StateMachine {
             }
         }
         Ok(())
+    }
+
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        // `force` is false for openraft's own schedule (every 5000 entries by default).
+        (force || self.inner.handler.supports_snapshots()).then(|| self.clone())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

@@ -751,12 +751,12 @@ public:
 /// detail), which stops the node, as described in replication.h (repl_snapshot_fn,
 /// repl_restore_fn).
 ///
-/// Override onSnapshot and onRestore together: they let a node that is behind the leader's
-/// purged log (a new member, or one that was down meanwhile) catch up through a snapshot, and
-/// let a restarted node resume from its latest snapshot. The defaults keep a listener written
-/// without them compiling and behaving as before: an empty snapshot, and a restore that fails.
-/// Such a node cannot catch up from a snapshot, and cannot restart once the library took one
-/// of its own (every 5000 entries).
+/// Override onSnapshot and onRestore together, and supportsSnapshots to return true: they let
+/// a node that is behind the leader's purged log (a new member, or one that was down meanwhile)
+/// catch up through a snapshot, and let a restarted node resume from its latest snapshot. A
+/// listener without them (supportsSnapshots() false, the default) never snapshots, so its log
+/// is kept and a restart re-applies it; it cannot catch up once the leader purged entries it
+/// lacks.
 class IReplicationListener {
 public:
     /// Error codes the C boundary reports for onSnapshot / onRestore.
@@ -766,6 +766,8 @@ public:
     virtual ~IReplicationListener() = default;
     /// `entry.origin` is 0 (the applied entry does not carry it); `entry.lsn` is set.
     virtual void onWALEntryApplied(const WALEntry& entry) = 0;
+    /// True if this listener implements onSnapshot and onRestore (read once, at start).
+    virtual bool supportsSnapshots() const { return false; }
     /// Returns the host's whole state as bytes, reflecting exactly the entries applied so far.
     virtual std::vector<std::uint8_t> onSnapshot() { return {}; }
     /// Replaces the host's whole state with bytes that onSnapshot returned (possibly on another
@@ -859,15 +861,18 @@ inline void devClusterMaterials(std::string_view dir, const std::vector<std::uin
 /// ClusterTimeoutError.
 class ReplicationManager {
 public:
-    /// Starts the node. With a listener, it receives every committed write, snapshots and
-    /// restores the host state (onSnapshot / onRestore, through repl_node_start_with_snapshots;
-    /// a snapshot on disk is restored before the constructor returns) and must outlive the
+    /// Starts the node. With a listener, it receives every committed write and, if its
+    /// supportsSnapshots() is true, snapshots and restores the host state (onSnapshot /
+    /// onRestore, through repl_node_start_with_snapshots; a snapshot on disk is restored before
+    /// the constructor returns). The listener must outlive the
     /// node (until shutdown() returns or the manager is destroyed). Without one
     /// (nullptr), the node keeps its state in a built-in in-memory store that read() serves.
     explicit ReplicationManager(const ReplicationConfig& config,
                                 IReplicationListener* listener = nullptr) {
         const repl_config* cfg = config.native();
-        if (listener != nullptr) {
+        if (listener != nullptr && !listener->supportsSnapshots()) {
+            detail::check(repl_node_start(cfg, &detail::apply_trampoline, listener, &handle_));
+        } else if (listener != nullptr) {
             detail::check(repl_node_start_with_snapshots(cfg, &detail::apply_trampoline,
                                                          &detail::snapshot_trampoline,
                                                          &detail::restore_trampoline, listener,
