@@ -14,6 +14,7 @@
 //!   follower reads.
 //! - [`health`]: follower health and lag (entries, bytes, ms) and the lag alert.
 
+mod ack_waiters;
 pub mod append_codec;
 mod append_pipeline;
 mod append_stream;

@@ -30,6 +30,7 @@ use openraft::{RaftMetrics, ServerState};
 use parking_lot::RwLock;
 use tokio::time::Instant;
 
+use super::ack_waiters::AckWaiters;
 use super::health::{self, FollowerStatus, Health, LagAlert, LagAlertCounts, LagThresholds};
 use super::log_store::WalLogStore;
 use super::reads::{ReadCounters, ReadStats};
@@ -159,11 +160,15 @@ pub struct ReplicationNode {
     pub(super) reads: ReadCounters,
     health: Arc<Health>,
     monitor: tokio::task::JoinHandle<()>,
+    /// Writes waiting for SEMI_SYNC / SYNC acknowledgements, and the task releasing them.
+    acks: AckWaiters,
+    ack_task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for ReplicationNode {
     fn drop(&mut self) {
         self.monitor.abort();
+        self.ack_task.abort();
     }
 }
 
@@ -248,6 +253,8 @@ impl ReplicationNode {
         // Half a heartbeat interval: an alert fires well within two intervals of the crossing.
         let period = (config.heartbeat_interval() / 2).max(Duration::from_millis(1));
         let monitor = tokio::spawn(health::monitor(health.clone(), raft.clone(), period));
+        let acks = AckWaiters::default();
+        let ack_task = tokio::spawn(acks.clone().follow(raft.clone(), config.node_id));
         tracing::info!(node = config.node_id, mode = %config.mode, "replication node started");
         Ok(ReplicationNode {
             id: config.node_id,
@@ -258,6 +265,8 @@ impl ReplicationNode {
             reads: ReadCounters::default(),
             health,
             monitor,
+            acks,
+            ack_task,
             policy: RwLock::new(AckPolicy {
                 mode: config.mode,
                 min_sync_replicas: config.min_sync_replicas,
@@ -362,7 +371,9 @@ impl ReplicationNode {
         check_policy(policy)?;
         let deadline = Instant::now() + self.timeout;
         if policy.mode != ReplicationMode::Async {
-            let m = self.metrics();
+            // Borrowed, not cloned: this runs for every write.
+            let watch = self.raft.metrics();
+            let m = watch.borrow_watched();
             let followers = voter_followers(&m, self.id).len();
             if followers < policy.min_sync_replicas as usize {
                 return Err(ConsensusError::NotDurable {
@@ -451,7 +462,8 @@ impl ReplicationNode {
         }
     }
 
-    /// Phase 2 of SEMI_SYNC / SYNC: wait until enough voter followers matched `log_id`.
+    /// Phase 2 of SEMI_SYNC / SYNC: wait until enough voter followers matched `log_id`
+    /// (released by the node's [`AckWaiters`] task).
     async fn wait_replicated(
         &self,
         log_id: LogId,
@@ -470,25 +482,16 @@ impl ReplicationNode {
             lsn: Some(lsn),
             reason,
         };
-        let mut watch = self.raft.metrics();
+        let mut wait = self.acks.register(lsn, log_id.leader_id.term, policy);
         loop {
-            {
-                let m = watch.borrow_watched();
-                let same_leadership =
-                    m.state == ServerState::Leader && m.current_term == log_id.leader_id.term;
-                if !same_leadership {
-                    return Err(unknown(format!(
-                        "this node lost leadership before {} acknowledgements arrived",
-                        policy.mode
-                    )));
-                }
-                if replicated_enough(&m, self.id, lsn, policy) {
-                    return Ok(lsn);
-                }
-            }
             tokio::select! {
-                r = watch.changed() => if r.is_err() {
-                    return Err(unknown("the node stopped".into()));
+                r = &mut wait.rx => return match r {
+                    Ok(Ok(())) => Ok(lsn),
+                    Ok(Err(reason)) => Err(unknown(format!(
+                        "{reason} ({} acknowledgements pending)",
+                        policy.mode
+                    ))),
+                    Err(_) => Err(unknown("the node stopped".into())),
                 },
                 c = &mut complete_rx, if !completed => {
                     completed = true;
@@ -691,6 +694,8 @@ impl ReplicationNode {
     /// Stops the node and closes its WAL (after a final sync).
     pub async fn shutdown(&self) -> Result<(), ConsensusError> {
         self.monitor.abort();
+        // The ack task ends by itself once the Raft has stopped: its last metrics release
+        // the waiting writes.
         self.raft.shutdown().await.map_err(raft_err)?;
         let log = self.log.clone();
         tokio::task::spawn_blocking(move || log.close())
@@ -706,26 +711,4 @@ fn voter_followers(m: &RaftMetrics<C>, me: NodeId) -> Vec<NodeId> {
         .voter_ids()
         .filter(|id| *id != me)
         .collect()
-}
-
-fn replicated_enough(m: &RaftMetrics<C>, me: NodeId, lsn: Lsn, p: AckPolicy) -> bool {
-    let Some(repl) = &m.replication else {
-        return false;
-    };
-    let followers = voter_followers(m, me);
-    let acked = followers
-        .iter()
-        .filter(|id| {
-            repl.get(id)
-                .copied()
-                .flatten()
-                .is_some_and(|l| l.index >= lsn)
-        })
-        .count();
-    let needed = p.min_sync_replicas as usize;
-    match p.mode {
-        ReplicationMode::Async => true,
-        ReplicationMode::SemiSync => acked >= needed,
-        ReplicationMode::Sync => acked == followers.len() && acked >= needed.max(1),
-    }
 }
