@@ -214,6 +214,18 @@ impl Cluster {
         node.shutdown().await.unwrap();
     }
 
+    /// Restarts node `id` (killed before) on its old address, WAL and certificate name.
+    async fn restart(&mut self, id: NodeId) {
+        let addr = self.addrs[&id];
+        let (mut config, _) = self.prepare(id).await;
+        // `prepare` bound a new port; go back to the one in the membership.
+        self.addrs.insert(id, addr);
+        config.listen_address = addr.to_string();
+        let sec = NetworkedNode::security_from_config(&config).unwrap();
+        let listener = Listener::bind(addr, sec).await.unwrap();
+        self.launch(id, config, listener).await;
+    }
+
     /// A raw RPC client presenting a valid certificate of node `as_node`, connected to `to`.
     async fn raw_client(&self, as_node: NodeId, to: NodeId) -> RpcClient {
         let identity = self.ca.node_identity(as_node).unwrap();
@@ -304,6 +316,84 @@ async fn tls_cluster_replicates_and_survives_a_leader_kill() {
             );
         }
     }
+}
+
+/// A returning old leader whose log has an uncommitted tail that the new leader overwrote:
+/// over the pipelined binary AppendEntries, the new leader's first requests conflict, the
+/// session ends, and a new one finds the common prefix; the old leader truncates its tail
+/// (and its in-memory tail cache) and ends up identical to the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn returning_leader_with_a_divergent_tail_is_truncated_and_catches_up() {
+    let mut c = Cluster::start(3, Security::Tls).await;
+    let (old, _) = c.wait_leader(None).await;
+    let mut acked = BTreeMap::new();
+    let last = write_many(&c, old, "a", 20, &mut acked).await;
+    c.wait_applied(last).await;
+    let followers: Vec<NodeId> = c.nodes.keys().copied().filter(|id| *id != old).collect();
+
+    // Stop the followers, then write to the old leader alone: ASYNC acks after its own
+    // durable append, so entries land in its log that no one else has (until its lease
+    // lapses and it refuses writes).
+    for f in &followers {
+        c.kill(*f).await;
+    }
+    let mut divergent = Vec::new();
+    for i in 0..200 {
+        let doc = format!("lost-{i}");
+        match c
+            .node(old)
+            .append(put(&doc, b"never committed"), Some(ReplicationMode::Async))
+            .await
+        {
+            Ok(lsn) => divergent.push((doc, lsn)),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        !divergent.is_empty(),
+        "the old leader took no write alone; the test would not diverge"
+    );
+    let old_last = c.node(old).status().last_lsn.unwrap();
+    println!(
+        "old leader {old} took {} writes alone, up to LSN {old_last}",
+        divergent.len()
+    );
+    c.kill(old).await;
+
+    // The followers come back without it, elect a leader and overwrite those indexes.
+    for f in &followers {
+        c.restart(*f).await;
+    }
+    let (new, _) = c.wait_leader(None).await;
+    assert_ne!(new, old);
+    let mut last = 0;
+    while last <= old_last + 5 {
+        last = write_many(&c, new, &format!("b{last}"), 10, &mut acked).await;
+    }
+
+    // The old leader returns as a follower and must give up its tail.
+    c.restart(old).await;
+    c.wait_applied(last).await;
+    c.assert_identical();
+    for (doc, _) in &divergent {
+        assert_eq!(
+            c.stores[&old].get("docs", doc),
+            None,
+            "{doc} was never committed"
+        );
+    }
+    for (doc, payload) in &acked {
+        for (id, store) in &c.stores {
+            assert_eq!(
+                store.get("docs", doc).as_deref(),
+                Some(&payload[..]),
+                "node {id} lacks {doc}"
+            );
+        }
+    }
+    // The conflicting requests were answered, not refused as malformed or spoofed.
+    let m = c.nodes[&old].server().metrics_snapshot();
+    assert_eq!((m.rejected_sender, m.malformed), (0, 0), "{m:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
