@@ -38,8 +38,12 @@ pub(crate) struct AppendPipeline {
 }
 
 impl AppendPipeline {
-    /// Starts the pipeline's task (call within a tokio runtime).
-    pub(crate) fn start(raft: ConsensusRaft) -> AppendPipeline {
+    /// Starts the pipeline's task (call within a tokio runtime). `raft` is asked for the
+    /// node's Raft at the start of every session, so a server that detached its Raft (or
+    /// attached another) is followed rather than a stale handle kept.
+    pub(crate) fn start(
+        raft: impl Fn() -> Result<ConsensusRaft, String> + Send + 'static,
+    ) -> AppendPipeline {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(raft, rx).instrument(tracing::debug_span!("raft.append_pipeline")));
         AppendPipeline { tx }
@@ -83,11 +87,21 @@ fn fail_all(waiting: &mut Waiting, reason: &str) {
     }
 }
 
-async fn run(raft: ConsensusRaft, mut rx: mpsc::UnboundedReceiver<Submission>) {
+async fn run(
+    raft: impl Fn() -> Result<ConsensusRaft, String>,
+    mut rx: mpsc::UnboundedReceiver<Submission>,
+) {
     let mut open = true;
     while open {
         // A session starts with the next request.
         let Some(first) = rx.recv().await else { return };
+        let raft = match raft() {
+            Ok(r) => r,
+            Err(reason) => {
+                let _ = first.reply.send(Err(reason));
+                continue;
+            }
+        };
         let (input_tx, mut input_rx) = mpsc::unbounded_channel::<AppendEntriesRequest<C>>();
         let input = futures_util::stream::poll_fn(move |cx| input_rx.poll_recv(cx));
         let mut results = pin!(raft.stream_append(input));

@@ -431,7 +431,12 @@ impl ConnectionState {
         state.check_leader(&self.peer, "append-entries", &req.vote)?;
         let pipeline = match &mut self.appends {
             Some(p) if !p.is_closed() => p,
-            slot => slot.insert(AppendPipeline::start(state.raft()?)),
+            slot => {
+                let state = state.clone();
+                slot.insert(AppendPipeline::start(move || {
+                    state.raft().map_err(|e| e.message)
+                }))
+            }
         };
         let reply = pipeline.submit(req);
         Ok(async move {
