@@ -235,3 +235,67 @@ async fn hostile_bytes_close_only_that_connection() {
         b"ok"
     );
 }
+
+/// `start_call` queues frames in call order, and a per-connection handler is called in arrival
+/// order even when its futures finish in the opposite order: what pipelined AppendEntries rely
+/// on. Each connection gets its own handler state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn started_calls_reach_a_per_connection_handler_in_order() {
+    let listener = Listener::bind(
+        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        TransportSecurity::plaintext_for_development(),
+    )
+    .await
+    .unwrap();
+    let connections = Arc::new(AtomicU64::new(0));
+    let seen_by_conn = connections.clone();
+    let server = RpcServer::spawn_per_connection(listener, 256, move |_peer| {
+        seen_by_conn.fetch_add(1, Ordering::SeqCst);
+        let mut order: Vec<u64> = Vec::new();
+        move |_kind, payload: Bytes| {
+            let n = u64::from_le_bytes(payload[..8].try_into().unwrap());
+            order.push(n);
+            // Later requests answer sooner, so completion order is reversed.
+            let delay = Duration::from_micros(200 * (100 - n.min(100)));
+            let in_order = order.iter().copied().eq(0..order.len() as u64);
+            async move {
+                tokio::time::sleep(delay).await;
+                if in_order {
+                    Ok(payload)
+                } else {
+                    Err(RemoteError::new(format!(
+                        "request {n} arrived out of order"
+                    )))
+                }
+            }
+        }
+    });
+    let c = client(server.local_addr()).await;
+    let calls: Vec<_> = (0..100u64)
+        .map(|n| {
+            c.start_call(
+                ECHO,
+                Bytes::copy_from_slice(&n.to_le_bytes()),
+                Duration::from_secs(5),
+            )
+            .unwrap()
+        })
+        .collect();
+    for (n, call) in calls.into_iter().enumerate() {
+        let body = call.await.unwrap();
+        assert_eq!(u64::from_le_bytes(body[..8].try_into().unwrap()), n as u64);
+    }
+    // A second connection starts its own sequence.
+    let c2 = client(server.local_addr()).await;
+    let first = c2
+        .start_call(
+            ECHO,
+            Bytes::copy_from_slice(&0u64.to_le_bytes()),
+            Duration::from_secs(5),
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(&first[..8], &0u64.to_le_bytes());
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}

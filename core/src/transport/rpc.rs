@@ -234,7 +234,8 @@ impl RpcClient {
     /// [`call_with_timeout`](Self::call_with_timeout), whose frame is queued when the future is
     /// first polled, requests started this way leave in the order of the `start_call` calls,
     /// so a caller can pipeline requests whose order matters. Fails at once if the connection
-    /// is closed or its send queue is full.
+    /// is closed ([`RpcError::Closed`]) or its send queue is full ([`RpcError::Timeout`] with
+    /// a zero duration).
     pub fn start_call(
         &self,
         kind: u16,
@@ -249,12 +250,23 @@ impl RpcClient {
             shared: self.shared.clone(),
             id,
         };
-        if let Err(e) = self.outgoing.try_send(Frame::request(kind, id, payload)) {
-            let reason = match e {
-                mpsc::error::TrySendError::Full(_) => "send queue full".to_string(),
-                mpsc::error::TrySendError::Closed(_) => self.shared.closed_reason(),
-            };
-            return Err(RpcError::Closed { addr, reason });
+        match self.outgoing.try_send(Frame::request(kind, id, payload)) {
+            Ok(()) => {}
+            // The connection is fine but `max_queued_requests` frames wait for the writer: the
+            // peer is not keeping up. Reported like a timeout (try again later), not as a
+            // closed connection, which would make the caller reconnect.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(RpcError::Timeout {
+                    addr,
+                    after: Duration::ZERO,
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(RpcError::Closed {
+                    addr,
+                    reason: self.shared.closed_reason(),
+                })
+            }
         }
         let shared = self.shared.clone();
         Ok(async move {
