@@ -8,18 +8,8 @@ use std::sync::Arc;
 
 use replication::*;
 
-fn last_detail() -> String {
-    let mut buf = vec![0 as std::ffi::c_char; 4096];
-    let mut len = 0usize;
-    // SAFETY: valid buffer and out-pointer.
-    let rc = unsafe { repl_last_error_detail(buf.as_mut_ptr(), buf.len(), &mut len) };
-    assert_eq!(rc, repl_result::REPL_OK);
-    buf[..len].iter().map(|&c| c as u8 as char).collect()
-}
-
-fn ok(rc: repl_result) {
-    assert_eq!(rc, repl_result::REPL_OK, "{}", last_detail());
-}
+mod common;
+use common::{last_detail, ok};
 
 fn options(dir: &std::path::Path) -> (repl_wal_options, String) {
     let dir = dir.to_str().expect("temp dir is UTF-8").to_owned();

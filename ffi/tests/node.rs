@@ -4,46 +4,11 @@
 //! tests/cpp/cluster_test.cpp drive 3-node clusters over mutual TLS.
 
 use std::ptr;
-use std::time::{Duration, Instant};
 
 use replication::*;
 
-fn last_detail() -> String {
-    let mut buf = vec![0 as std::ffi::c_char; 4096];
-    let mut len = 0usize;
-    // SAFETY: valid buffer and out-pointer.
-    let rc = unsafe { repl_last_error_detail(buf.as_mut_ptr(), buf.len(), &mut len) };
-    assert_eq!(rc, repl_result::REPL_OK);
-    buf[..len].iter().map(|&c| c as u8 as char).collect()
-}
-
-fn ok(rc: repl_result) {
-    assert_eq!(rc, repl_result::REPL_OK, "{}", last_detail());
-}
-
-fn config(toml: &str) -> *mut repl_config {
-    let mut cfg = ptr::null_mut();
-    // SAFETY: valid text and out-pointer.
-    ok(unsafe { repl_config_from_toml(toml.as_ptr(), toml.len(), &mut cfg) });
-    cfg
-}
-
-fn record<'a>(doc: &'a str, payload: &'a [u8]) -> repl_record {
-    repl_record {
-        term: 0,
-        hlc: 0,
-        origin: 0,
-        op: repl_operation::REPL_OP_INSERT as u8,
-        collection: b"c".as_ptr(),
-        collection_len: 1,
-        doc_id: doc.as_ptr(),
-        doc_id_len: doc.len(),
-        has_txn_id: false,
-        txn_id: 0,
-        payload: payload.as_ptr(),
-        payload_len: payload.len(),
-    }
-}
+mod common;
+use common::{initialize_and_lead, last_detail, local_addr, ok, parse_config, record};
 
 #[test]
 fn single_node_with_the_builtin_store() {
@@ -70,7 +35,7 @@ fn single_node_with_the_builtin_store() {
     );
 
     // Without node_key_path the node does not start, and `out` is left alone.
-    let cfg = config(&base);
+    let cfg = parse_config(&base);
     let mut node = ptr::null_mut();
     // SAFETY: live config, NULL callback, valid out-pointer.
     let rc = unsafe { repl_node_start(cfg, None, ptr::null_mut(), &mut node) };
@@ -80,7 +45,7 @@ fn single_node_with_the_builtin_store() {
     // SAFETY: freed once.
     unsafe { repl_config_free(cfg) };
 
-    let cfg = config(&format!(
+    let cfg = parse_config(&format!(
         "{base}node_key_path = \"{tls_s}/node-1.ed25519\"\n"
     ));
     // SAFETY: as above.
@@ -90,36 +55,12 @@ fn single_node_with_the_builtin_store() {
 
     // SAFETY (whole block): `node` is live until repl_node_free; every pointer is valid.
     unsafe {
-        let mut addr = [0 as std::ffi::c_char; 64];
-        let mut len = 0;
-        ok(repl_node_local_addr(
-            node,
-            addr.as_mut_ptr(),
-            addr.len(),
-            &mut len,
-        ));
-        let addr: String = addr[..len].iter().map(|&c| c as u8 as char).collect();
+        let addr = local_addr(node);
         assert!(
             addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
             "{addr}"
         );
-
-        let member = repl_member {
-            node_id: 1,
-            address: addr.as_ptr(),
-            address_len: addr.len(),
-        };
-        ok(repl_node_initialize(node, &member, 1));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut role = u32::MAX;
-            ok(repl_node_role(node, &mut role));
-            if role == repl_role::REPL_ROLE_LEADER as u32 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no leader");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        initialize_and_lead(node, &addr);
 
         let mut lsn = 0;
         let rec = record("d1", b"hello");

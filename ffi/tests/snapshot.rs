@@ -15,18 +15,8 @@ use std::time::{Duration, Instant};
 
 use replication::*;
 
-fn last_detail() -> String {
-    let mut buf = vec![0 as std::ffi::c_char; 4096];
-    let mut len = 0usize;
-    // SAFETY: valid buffer and out-pointer.
-    let rc = unsafe { repl_last_error_detail(buf.as_mut_ptr(), buf.len(), &mut len) };
-    assert_eq!(rc, repl_result::REPL_OK);
-    buf[..len].iter().map(|&c| c as u8 as char).collect()
-}
-
-fn ok(rc: repl_result) {
-    assert_eq!(rc, repl_result::REPL_OK, "{}", last_detail());
-}
+mod common;
+use common::{initialize_and_lead, last_detail, local_addr, ok, parse_config, record};
 
 /// The host's state machine: documents by id, plus what the callbacks saw.
 #[derive(Default)]
@@ -124,10 +114,7 @@ fn config(dir: &Path) -> *mut repl_config {
          node_key_path = \"{tls_s}/node-1.ed25519\"\n",
         dir.join("wal").display()
     );
-    let mut cfg = ptr::null_mut();
-    // SAFETY: valid text and out-pointer.
-    ok(unsafe { repl_config_from_toml(toml.as_ptr(), toml.len(), &mut cfg) });
-    cfg
+    parse_config(&toml)
 }
 
 /// Starts node 1 with the snapshot callbacks on `host`.
@@ -157,52 +144,13 @@ fn start(dir: &Path, host: &Host) -> Result<*mut repl_node, repl_result> {
 
 /// Forms a single-voter cluster of `node` and waits for it to lead.
 unsafe fn lead(node: *mut repl_node) {
-    let mut addr = [0 as std::ffi::c_char; 64];
-    let mut len = 0;
-    // SAFETY (whole function): `node` is live; every pointer is valid.
-    unsafe {
-        ok(repl_node_local_addr(
-            node,
-            addr.as_mut_ptr(),
-            addr.len(),
-            &mut len,
-        ));
-        let addr: String = addr[..len].iter().map(|&c| c as u8 as char).collect();
-        let member = repl_member {
-            node_id: 1,
-            address: addr.as_ptr(),
-            address_len: addr.len(),
-        };
-        ok(repl_node_initialize(node, &member, 1));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut role = u32::MAX;
-            ok(repl_node_role(node, &mut role));
-            if role == repl_role::REPL_ROLE_LEADER as u32 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no leader");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+    // SAFETY: `node` is live (the caller's contract).
+    unsafe { initialize_and_lead(node, &local_addr(node)) }
 }
 
 /// Appends `doc` = `payload` and waits until it is applied; returns its LSN.
 unsafe fn write(node: *mut repl_node, doc: &str, payload: &str) -> u64 {
-    let rec = repl_record {
-        term: 0,
-        hlc: 0,
-        origin: 0,
-        op: repl_operation::REPL_OP_INSERT as u8,
-        collection: b"c".as_ptr(),
-        collection_len: 1,
-        doc_id: doc.as_ptr(),
-        doc_id_len: doc.len(),
-        has_txn_id: false,
-        txn_id: 0,
-        payload: payload.as_ptr(),
-        payload_len: payload.len(),
-    };
+    let rec = record(doc, payload.as_bytes());
     let mut lsn = 0;
     // SAFETY: `node` is live; the record's pointers are valid.
     unsafe {

@@ -11,17 +11,10 @@
 #define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
 #define _DEFAULT_SOURCE   /* usleep */
 
-#include "test_support.h"
+#include "cluster_support.h"
 
-#include <arpa/inet.h>
-#include <inttypes.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #define NODES 3
 #define MAX_DOCS 64
@@ -133,97 +126,8 @@ static int32_t on_restore(void *userdata, const uint8_t *data, size_t len) {
     return 0;
 }
 
-static uint16_t free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    socklen_t len = sizeof a;
-    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void read_public_key(const char *dir, uint64_t id, char *out, size_t cap) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/node-%" PRIu64 ".pub", dir, id);
-    FILE *f = fopen(path, "r");
-    CHECK(f != NULL);
-    CHECK(fgets(out, (int)cap, f) != NULL);
-    fclose(f);
-    out[strcspn(out, "\n")] = '\0';
-    CHECK(strlen(out) == 64);
-}
-
-static void node_toml(char *out, size_t cap, const char *tmp, const char *tls, uint64_t id,
-                      const uint16_t *ports, char keys[][80]) {
-    int n = snprintf(out, cap,
-                     "node_id = %" PRIu64 "\n"
-                     "listen_address = \"127.0.0.1:%u\"\n"
-                     "mode = \"SEMI_SYNC\"\n"
-                     "min_sync_replicas = 1\n"
-                     "heartbeat_interval_ms = 50\n"
-                     "election_timeout_min_ms = 150\n"
-                     "election_timeout_max_ms = 300\n"
-                     "replication_timeout_ms = 5000\n"
-                     "wal_directory = \"%s/wal-%" PRIu64 "\"\n"
-                     "cert_path = \"%s/node-%" PRIu64 ".pem\"\n"
-                     "key_path = \"%s/node-%" PRIu64 ".key\"\n"
-                     "ca_path = \"%s/ca.pem\"\n"
-                     "node_key_path = \"%s/node-%" PRIu64 ".ed25519\"\n",
-                     id, (unsigned)ports[id - 1], tmp, id, tls, id, tls, id, tls, tls, id);
-    CHECK(n > 0 && (size_t)n < cap);
-    for (uint64_t p = 1; p <= NODES; p++) {
-        if (p == id) continue;
-        n += snprintf(out + n, cap - (size_t)n,
-                      "[[peers]]\nnode_id = %" PRIu64 "\naddress = \"127.0.0.1:%u\"\n"
-                      "public_key = \"%s\"\n",
-                      p, (unsigned)ports[p - 1], keys[p - 1]);
-        CHECK((size_t)n < cap);
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* The id of the single leader all running nodes agree on, or 0. */
-static uint64_t agreed_leader(repl_node **nodes) {
-    uint64_t leader = 0;
-    size_t leaders = 0;
-    for (size_t i = 0; i < NODES; i++) {
-        uint32_t role = 0;
-        OK(repl_node_role(nodes[i], &role));
-        if (role == REPL_ROLE_LEADER) {
-            leaders++;
-            OK(repl_node_id(nodes[i], &leader));
-        }
-    }
-    if (leaders != 1) return 0;
-    for (size_t i = 0; i < NODES; i++) {
-        uint64_t l = 0;
-        OK(repl_node_leader(nodes[i], &l));
-        if (l != leader) return 0;
-    }
-    return leader;
-}
-
 static uint64_t append(repl_node *leader, const char *id, const char *payload) {
-    repl_record r;
-    memset(&r, 0, sizeof r);
-    r.op = REPL_OP_INSERT;
-    r.collection = (const uint8_t *)"users";
-    r.collection_len = 5;
-    r.doc_id = (const uint8_t *)id;
-    r.doc_id_len = strlen(id);
-    r.payload = (const uint8_t *)payload;
-    r.payload_len = strlen(payload);
+    repl_record r = record(id, payload);
     uint64_t lsn = 0;
     OK(repl_node_append(leader, &r, REPL_MODE_SEMI_SYNC, &lsn));
     return lsn;
@@ -296,15 +200,13 @@ int main(void) {
 
     g_step = "dev materials";
     uint64_t ids[NODES] = {1, 2, 3};
-    OK(repl_dev_cluster_materials((const uint8_t *)tls, strlen(tls), ids, NODES));
     uint16_t ports[NODES];
     char keys[NODES][80];
-    for (size_t i = 0; i < NODES; i++) {
-        ports[i] = free_port();
-        read_public_key(tls, ids[i], keys[i], sizeof keys[i]);
-    }
+    cluster_materials(tls, ids, NODES, ports, keys);
     static char tomls[NODES][8192];
-    for (size_t i = 0; i < NODES; i++) node_toml(tomls[i], sizeof tomls[i], tmp, tls, ids[i], ports, keys);
+    for (size_t i = 0; i < NODES; i++) {
+        node_toml(tomls[i], sizeof tomls[i], tmp, tls, ids[i], ports, keys, NODES, true);
+    }
 
     static host hosts[NODES];
     for (size_t i = 0; i < NODES; i++) pthread_mutex_init(&hosts[i].lock, NULL);
@@ -313,21 +215,7 @@ int main(void) {
     g_step = "start 3 nodes with snapshot callbacks";
     repl_node *nodes[NODES];
     for (size_t i = 0; i < NODES; i++) nodes[i] = start(tomls[i], &hosts[i]);
-    char addrs[NODES][64];
-    repl_member members[NODES];
-    for (size_t i = 0; i < NODES; i++) {
-        snprintf(addrs[i], sizeof addrs[i], "127.0.0.1:%u", (unsigned)ports[i]);
-        members[i].node_id = ids[i];
-        members[i].address = (const uint8_t *)addrs[i];
-        members[i].address_len = strlen(addrs[i]);
-    }
-    OK(repl_node_initialize(nodes[0], members, NODES));
-    uint64_t leader_id = 0;
-    double deadline = now_s() + 10.0;
-    while ((leader_id = agreed_leader(nodes)) == 0) {
-        if (now_s() > deadline) FAIL("no leader within 10 s");
-        usleep(20000);
-    }
+    uint64_t leader_id = form_cluster(nodes, ids, ports, NODES);
     size_t li = (size_t)(leader_id - 1);
     size_t fi = (li + 1) % NODES; /* the follower that falls behind */
     repl_node *leader = nodes[li];

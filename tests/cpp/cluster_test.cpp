@@ -4,22 +4,9 @@
 // every acknowledged write with the same content, setMode / setMinSyncReplicas at run time,
 // startElection (leadership transfer), the exception types, move semantics, and reads from a
 // manager with the built-in store.
-#include <replication/replication.hpp>
-
-#include <gtest/gtest.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "cluster_support.hpp"
 
 #include <algorithm>
-#include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,24 +14,7 @@
 #include <thread>
 #include <vector>
 
-namespace repl = themis::replication;
-namespace fs = std::filesystem;
-using namespace std::chrono_literals;
-
 namespace {
-
-std::uint16_t freePort() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    EXPECT_GE(fd, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    socklen_t len = sizeof a;
-    EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
 
 /// A host state machine: every applied entry, in order.
 class Replica : public repl::IReplicationListener {
@@ -76,76 +46,11 @@ private:
     std::thread::id mainThread_ = std::this_thread::get_id();
 };
 
-bool waitUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 10s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!cond()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(20ms);
-    }
-    return true;
-}
-
-repl::WALEntry entry(const std::string& doc, const std::string& payload) {
-    repl::WALEntry e;
-    e.operation = repl::Operation::Insert;
-    e.collection = "users";
-    e.doc_id = doc;
-    e.payload.assign(payload.begin(), payload.end());
-    return e;
-}
-
-class ClusterTest : public ::testing::Test {
+class ClusterTest : public ClusterFixture {
 protected:
     static constexpr std::size_t kNodes = 3;
 
-    void SetUp() override {
-        const char* base = std::getenv("TMPDIR");
-        std::string tmpl = std::string(base && *base ? base : "/tmp") + "/repl-cpp-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-        dir_ = tmpl;
-        tls_ = dir_ / "tls";
-        std::vector<std::uint64_t> ids;
-        for (std::uint64_t id = 1; id <= kNodes + 1; id++) ids.push_back(id);
-        repl::devClusterMaterials(tls_.string(), ids);
-        for (std::uint64_t id : ids) {
-            ports_[id] = freePort();
-            std::ifstream in(tls_ / ("node-" + std::to_string(id) + ".pub"));
-            std::getline(in, keys_[id]);
-            ASSERT_EQ(keys_[id].size(), 64u);
-        }
-    }
-
-    void TearDown() override {
-        nodes_.clear();  // shuts the nodes down before their listeners go away
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-
-    std::string address(std::uint64_t id) const {
-        return "127.0.0.1:" + std::to_string(ports_.at(id));
-    }
-
-    /// Node `id`'s configuration; its peers are voters 1..kNodes.
-    repl::ReplicationConfig config(std::uint64_t id) const {
-        std::string t = "node_id = " + std::to_string(id) +
-                        "\nlisten_address = \"" + address(id) +
-                        "\"\nmode = \"SEMI_SYNC\"\nmin_sync_replicas = 1\n"
-                        "heartbeat_interval_ms = 50\nelection_timeout_min_ms = 150\n"
-                        "election_timeout_max_ms = 300\nreplication_timeout_ms = 5000\n"
-                        "wal_directory = \"" + (dir_ / ("wal-" + std::to_string(id))).string() +
-                        "\"\n";
-        std::string n = "node-" + std::to_string(id);
-        t += "cert_path = \"" + (tls_ / (n + ".pem")).string() + "\"\n";
-        t += "key_path = \"" + (tls_ / (n + ".key")).string() + "\"\n";
-        t += "ca_path = \"" + (tls_ / "ca.pem").string() + "\"\n";
-        t += "node_key_path = \"" + (tls_ / (n + ".ed25519")).string() + "\"\n";
-        for (std::uint64_t p = 1; p <= kNodes; p++) {
-            if (p == id) continue;
-            t += "[[peers]]\nnode_id = " + std::to_string(p) + "\naddress = \"" + address(p) +
-                 "\"\npublic_key = \"" + keys_.at(p) + "\"\n";
-        }
-        return repl::ReplicationConfig::fromToml(t);
-    }
+    ClusterTest() : ClusterFixture("repl-cpp", kNodes + 1, kNodes) {}
 
     void startCluster() {
         for (std::uint64_t id = 1; id <= kNodes; id++) {
@@ -185,11 +90,7 @@ protected:
         return l.value_or(0);
     }
 
-    fs::path dir_, tls_;
-    std::map<std::uint64_t, std::uint16_t> ports_;
-    std::map<std::uint64_t, std::string> keys_;
     std::map<std::uint64_t, std::unique_ptr<Replica>> replicas_;
-    std::map<std::uint64_t, repl::ReplicationManager> nodes_;
 };
 
 TEST_F(ClusterTest, FailoverKeepsEveryAcknowledgedWrite) {

@@ -5,48 +5,18 @@
 // leader's snapshot through its own listener, after which its documents equal the leader's
 // and later writes still reach it. Also: an exception thrown by onSnapshot does not cross the
 // C boundary but fails triggerSnapshot with REPL_ERR_CLUSTER_STORAGE.
-#include <replication/replication.hpp>
-
-#include <gtest/gtest.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "cluster_support.hpp"
 
 #include <atomic>
-#include <chrono>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
-namespace repl = themis::replication;
-namespace fs = std::filesystem;
-using namespace std::chrono_literals;
-
 namespace {
-
-std::uint16_t freePort() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    EXPECT_GE(fd, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    socklen_t len = sizeof a;
-    EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
 
 /// A host state machine: documents (id -> payload) that it snapshots and restores.
 class DocStore : public repl::IReplicationListener {
@@ -121,75 +91,11 @@ private:
     int restores_ = 0;
 };
 
-bool waitUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 10s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!cond()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(20ms);
-    }
-    return true;
-}
-
-repl::WALEntry entry(const std::string& doc, const std::string& payload) {
-    repl::WALEntry e;
-    e.operation = repl::Operation::Insert;
-    e.collection = "users";
-    e.doc_id = doc;
-    e.payload.assign(payload.begin(), payload.end());
-    return e;
-}
-
-class SnapshotTest : public ::testing::Test {
+class SnapshotTest : public ClusterFixture {
 protected:
     static constexpr std::uint64_t kVoters = 3;
 
-    void SetUp() override {
-        const char* base = std::getenv("TMPDIR");
-        std::string tmpl = std::string(base && *base ? base : "/tmp") + "/repl-cpp-snap-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-        dir_ = tmpl;
-        tls_ = dir_ / "tls";
-        std::vector<std::uint64_t> ids{1, 2, 3, 4};
-        repl::devClusterMaterials(tls_.string(), ids);
-        for (std::uint64_t id : ids) {
-            ports_[id] = freePort();
-            std::ifstream in(tls_ / ("node-" + std::to_string(id) + ".pub"));
-            std::getline(in, keys_[id]);
-            ASSERT_EQ(keys_[id].size(), 64u);
-        }
-    }
-
-    void TearDown() override {
-        nodes_.clear();  // shuts the nodes down before their listeners go away
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-
-    std::string address(std::uint64_t id) const {
-        return "127.0.0.1:" + std::to_string(ports_.at(id));
-    }
-
-    /// Node `id`'s configuration; its peers are voters 1..kVoters (`voters` of them).
-    repl::ReplicationConfig config(std::uint64_t id, std::uint64_t voters = kVoters) const {
-        std::string n = "node-" + std::to_string(id);
-        std::string t = "node_id = " + std::to_string(id) + "\nlisten_address = \"" +
-                        address(id) +
-                        "\"\nmode = \"SEMI_SYNC\"\nmin_sync_replicas = 1\n"
-                        "heartbeat_interval_ms = 50\nelection_timeout_min_ms = 150\n"
-                        "election_timeout_max_ms = 300\nreplication_timeout_ms = 5000\n"
-                        "wal_directory = \"" +
-                        (dir_ / ("wal-" + std::to_string(id))).string() + "\"\n";
-        t += "cert_path = \"" + (tls_ / (n + ".pem")).string() + "\"\n";
-        t += "key_path = \"" + (tls_ / (n + ".key")).string() + "\"\n";
-        t += "ca_path = \"" + (tls_ / "ca.pem").string() + "\"\n";
-        t += "node_key_path = \"" + (tls_ / (n + ".ed25519")).string() + "\"\n";
-        for (std::uint64_t p = 1; p <= voters; p++) {
-            if (p == id) continue;
-            t += "[[peers]]\nnode_id = " + std::to_string(p) + "\naddress = \"" + address(p) +
-                 "\"\npublic_key = \"" + keys_.at(p) + "\"\n";
-        }
-        return repl::ReplicationConfig::fromToml(t);
-    }
+    SnapshotTest() : ClusterFixture("repl-cpp-snap", 4, kVoters) {}
 
     repl::ReplicationManager& startNode(std::uint64_t id, std::uint64_t voters = kVoters) {
         stores_[id] = std::make_unique<DocStore>();
@@ -219,11 +125,7 @@ protected:
         return leader;
     }
 
-    fs::path dir_, tls_;
-    std::map<std::uint64_t, std::uint16_t> ports_;
-    std::map<std::uint64_t, std::string> keys_;
     std::map<std::uint64_t, std::unique_ptr<DocStore>> stores_;
-    std::map<std::uint64_t, repl::ReplicationManager> nodes_;
 };
 
 TEST_F(SnapshotTest, NewMemberCatchesUpThroughTheLeadersSnapshot) {
