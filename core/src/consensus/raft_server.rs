@@ -9,6 +9,11 @@
 //! A refused request gets an error response and is counted ([`RaftServerMetrics`]); it never
 //! reaches Raft, so it cannot move this node's term or vote.
 //!
+//! AppendEntries (binary, [`super::append_codec`]) are handled per connection: the server
+//! decodes and checks each one as it reads it and queues it to that connection's
+//! `append_pipeline`, which feeds them to one `Raft::stream_append` session in the order the
+//! leader sent them. That is what lets the leader keep several in flight.
+//!
 //! Two-phase start: [`RaftServer::spawn`] serves a bound [`Listener`] at once (so its port is
 //! known before the cluster membership is written), and [`RaftServer::attach`] hands it the
 //! `Raft` once the node exists. Until then requests fail with "not ready", which the sender
