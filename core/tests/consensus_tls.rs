@@ -660,3 +660,42 @@ async fn plaintext_cluster_needs_the_explicit_development_flag() {
         .sum();
     assert!(valid >= 1, "no signed vote was verified");
 }
+
+/// The vote replay state survives a restart: a signed pre-vote claim accepted once is refused
+/// as a replay by the same voter after it restarts (it is kept in the `vote_replay` state file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_voter_still_refuses_a_replayed_vote() {
+    let mut c = Cluster::start(3, Security::Tls).await;
+    let (leader, _) = c.wait_leader(None).await;
+    let term = c.views()[&leader].0;
+    let target = *c
+        .nodes
+        .keys()
+        .find(|id| **id != leader && **id != 3)
+        .unwrap_or(&leader);
+    // A pre-vote never changes the voter's state, so delivering it is harmless.
+    let signer3 = VoteSigner::new(3, node_key(3));
+    let claim = SignedVoteRequest::sign(&signer3, vote_request(term, 3, None, false), true);
+    let mallory = c.raw_client(3, target).await;
+    let first = mallory.call(KIND_PRE_VOTE, claim.encode()).await.unwrap();
+    let _: openraft::raft::VoteResponse<C> = serde_json::from_slice(&first).unwrap();
+    refused(
+        mallory.call(KIND_PRE_VOTE, claim.encode()).await,
+        "replayed",
+    );
+    drop(mallory);
+
+    c.kill(target).await;
+    c.restart(target).await;
+    let mallory = c.raw_client(3, target).await;
+    refused(
+        mallory.call(KIND_PRE_VOTE, claim.encode()).await,
+        "replayed",
+    );
+    let m = c.nodes[&target].server().metrics_snapshot();
+    assert_eq!(m.votes.replayed, 1, "{m:?}");
+    // A fresh claim from the same candidate is still accepted.
+    let fresh = SignedVoteRequest::sign(&signer3, vote_request(term, 3, None, false), true);
+    let resp = mallory.call(KIND_PRE_VOTE, fresh.encode()).await.unwrap();
+    let _: openraft::raft::VoteResponse<C> = serde_json::from_slice(&resp).unwrap();
+}

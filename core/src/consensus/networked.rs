@@ -125,7 +125,13 @@ impl NetworkedNode {
         ));
         let mut options = RaftServerOptions::new(verifier);
         options.require_peer_identity = security.is_tls();
-        let server = RaftServer::spawn(listener, options);
+        // Beside the node's other consensus state (see `ReplicationNode::start`).
+        let state_dir = config.wal_options().dir.join("raft");
+        std::fs::create_dir_all(&state_dir)
+            .map_err(|e| ConsensusError::Storage(format!("{}: {e}", state_dir.display())))?;
+        options.replay_state_dir = Some(state_dir);
+        let server = RaftServer::spawn(listener, options)
+            .map_err(|e| ConsensusError::Storage(format!("vote replay state: {e}")))?;
         let signer = Arc::new(VoteSigner::new(id, node_key));
         let network = TlsNetwork::new(security, signer, network_options);
         let node = ReplicationNode::start(config, apply, network.clone()).await?;

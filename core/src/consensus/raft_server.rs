@@ -21,7 +21,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use super::rpc_kinds::{
     from_json, to_json, SignedVoteRequest, SnapshotChunk, KIND_APPEND_STREAM, KIND_PRE_VOTE,
     KIND_SNAPSHOT_CHUNK, KIND_TRANSFER_LEADER, KIND_VOTE,
 };
+use super::state_file;
 use super::types::{ConsensusRaft, Snapshot, Vote, C};
 use crate::security::{VoteMetricsSnapshot, VoteOutcome, VoteVerifier};
 use crate::transport::{
@@ -43,6 +46,9 @@ use crate::transport::{
     DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
 };
 use crate::NodeId;
+
+/// The vote replay state file, beside the other consensus state files.
+const REPLAY_FILE: &str = "vote_replay";
 
 /// Options of a [`RaftServer`].
 #[derive(Debug, Clone)]
@@ -54,6 +60,9 @@ pub struct RaftServerOptions {
     pub require_peer_identity: bool,
     /// Largest snapshot accepted from a leader, in bytes.
     pub max_snapshot_bytes: u64,
+    /// Where the vote replay state is kept across restarts (file `vote_replay`); `None` keeps
+    /// it in memory only, and a restarted node would accept one replay of an old claim.
+    pub replay_state_dir: Option<PathBuf>,
 }
 
 impl RaftServerOptions {
@@ -62,6 +71,7 @@ impl RaftServerOptions {
             verifier,
             require_peer_identity: true,
             max_snapshot_bytes: 64 << 30,
+            replay_state_dir: None,
         }
     }
 }
@@ -140,8 +150,16 @@ fn refuse(message: String) -> RemoteError {
 }
 
 impl RaftServer {
-    /// Starts serving `listener`. Must be called within a tokio runtime.
-    pub fn spawn(listener: Listener, options: RaftServerOptions) -> RaftServer {
+    /// Starts serving `listener`. Must be called within a tokio runtime. Loads the persisted
+    /// vote replay state first, if `options.replay_state_dir` has one.
+    pub fn spawn(listener: Listener, options: RaftServerOptions) -> io::Result<RaftServer> {
+        if let Some(dir) = &options.replay_state_dir {
+            if let Some(positions) =
+                state_file::read_json::<Vec<(NodeId, u64, u64)>>(dir, REPLAY_FILE)?
+            {
+                options.verifier.restore_replay_positions(positions);
+            }
+        }
         let listener_metrics = listener.metrics();
         let state = Arc::new(State {
             raft: RwLock::new(None),
@@ -162,11 +180,11 @@ impl RaftServer {
                 move |kind, payload| conn.handle(kind, payload)
             },
         );
-        RaftServer {
+        Ok(RaftServer {
             rpc,
             listener_metrics,
             state,
-        }
+        })
     }
 
     /// Starts handing requests to `raft`.
@@ -294,6 +312,7 @@ impl State {
                 outcome.as_str()
             )));
         }
+        self.persist_replay_state().await;
         let resp = if pre_vote {
             raft.pre_vote(envelope.request).await
         } else {
@@ -301,6 +320,25 @@ impl State {
         }
         .map_err(raft_failed)?;
         Ok(to_json(&resp))
+    }
+
+    /// Writes the verifier's replay state before Raft sees the vote (elections are rare, so
+    /// this costs a small file write per accepted claim). A failure is logged, not fatal: Raft's
+    /// own term checks still refuse a replayed claim of an old term.
+    async fn persist_replay_state(&self) {
+        let Some(dir) = self.options.replay_state_dir.clone() else {
+            return;
+        };
+        let positions = self.options.verifier.replay_positions();
+        let written = tokio::task::spawn_blocking(move || {
+            state_file::write_json(&dir, REPLAY_FILE, &positions)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not persist the vote replay state"),
+            Err(e) => tracing::warn!(error = %e, "could not persist the vote replay state"),
+        }
     }
 
     async fn transfer_leader(&self, peer: &PeerInfo, payload: &[u8]) -> Result<Bytes, RemoteError> {

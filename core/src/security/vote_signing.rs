@@ -382,6 +382,31 @@ impl VoteVerifier {
         &self.metrics
     }
 
+    /// The replay state: per candidate, the `(term, nonce)` of the last accepted claim. A node
+    /// persists it (see `consensus/raft_server.rs`) so a restart does not forget it.
+    pub fn replay_positions(&self) -> Vec<(NodeId, u64, u64)> {
+        let mut v: Vec<_> = self
+            .last_accepted
+            .lock()
+            .iter()
+            .map(|(id, (term, nonce))| (*id, *term, *nonce))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Takes in a persisted replay state; a position only ever moves forward.
+    pub fn restore_replay_positions(
+        &self,
+        positions: impl IntoIterator<Item = (NodeId, u64, u64)>,
+    ) {
+        let mut last = self.last_accepted.lock();
+        for (id, term, nonce) in positions {
+            let e = last.entry(id).or_insert((term, nonce));
+            *e = (*e).max((term, nonce));
+        }
+    }
+
     /// Checks a received claim and counts the outcome. On `Valid` the claim is remembered, so
     /// the same claim is `Replayed` the next time.
     pub fn verify(&self, vote: &SignedVote) -> VoteOutcome {
@@ -531,6 +556,23 @@ mod tests {
         let impostor = VoteSigner::new(2, NodeKey::from_seed([9u8; 32]));
         let vote = signed(&impostor, 5, 4, 100, false);
         assert_eq!(verifier.verify(&vote), VoteOutcome::BadSignature);
+    }
+
+    #[test]
+    fn restored_replay_state_refuses_what_was_accepted_before() {
+        let (signer, verifier) = setup();
+        let first = signed(&signer, 5, 4, 100, false);
+        assert_eq!(verifier.verify(&first), VoteOutcome::Valid);
+        let saved = verifier.replay_positions();
+        // A new verifier (a restarted voter) that took in the saved state.
+        let (_, restarted) = setup();
+        restarted.restore_replay_positions(saved.clone());
+        // An older position in a later restore does not move it back.
+        restarted.restore_replay_positions([(2, 1, 1)]);
+        assert_eq!(restarted.replay_positions(), saved);
+        assert_eq!(restarted.verify(&first), VoteOutcome::Replayed);
+        let second = signed(&signer, 5, 4, 100, false);
+        assert_eq!(restarted.verify(&second), VoteOutcome::Valid);
     }
 
     #[test]
