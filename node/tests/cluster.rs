@@ -169,6 +169,16 @@ fn wait_metrics(
     }
 }
 
+/// Three running nodes with fast timings under `dir`, and the leader they agreed on.
+fn fast_cluster_with_leader(dir: &std::path::Path) -> (LocalCluster, u64) {
+    let mut cluster = LocalCluster::create(EXE.as_ref(), dir, 3, Timings::fast()).unwrap();
+    cluster.start_all().unwrap();
+    let (leader, _) = cluster
+        .wait_for_leader(Duration::from_secs(30), None)
+        .unwrap();
+    (cluster, leader)
+}
+
 /// Reads on a follower: served with a staleness bound once it caught up; refused with 503
 /// (`Retry-After`, the leader named) when the bound is 0 ms, which no follower can meet, and
 /// when the read needs the leader. The leader's `/metrics` carries every follower's lag in
@@ -176,11 +186,7 @@ fn wait_metrics(
 #[test]
 fn follower_reads_error_codes_and_lag_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::create(EXE.as_ref(), dir.path(), 3, Timings::fast()).unwrap();
-    cluster.start_all().unwrap();
-    let (leader, _) = cluster
-        .wait_for_leader(Duration::from_secs(30), None)
-        .unwrap();
+    let (mut cluster, leader) = fast_cluster_with_leader(dir.path());
     let followers: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != leader).collect();
     let (f, other) = (followers[0], followers[1]);
 
@@ -417,11 +423,7 @@ fn peer_port_refuses_tls12_and_plaintext_clients() {
     use std::net::TcpStream;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::create(EXE.as_ref(), dir.path(), 3, Timings::fast()).unwrap();
-    cluster.start_all().unwrap();
-    let (leader, _) = cluster
-        .wait_for_leader(Duration::from_secs(30), None)
-        .unwrap();
+    let (cluster, leader) = fast_cluster_with_leader(dir.path());
     let config = replication_core::ReplicationConfig::from_toml_file(
         dir.path().join(format!("node-{leader}.toml")),
     )
