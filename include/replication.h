@@ -718,6 +718,12 @@ typedef struct repl_wal_options {
      * One of `repl_recovery_mode`.
      */
     uint32_t recovery_mode;
+    /**
+     * Keep the active segment zero-filled a few MiB past its last frame, which makes commit
+     * fdatasyncs cheaper (default true). Segment files of an open WAL are then longer than
+     * their data; closing trims them.
+     */
+    bool zero_fill_ahead;
 } repl_wal_options;
 
 #ifdef __cplusplus
@@ -960,6 +966,16 @@ repl_result repl_config_wal_sync_on_commit(const struct repl_config *cfg, bool *
  * `cfg` must be NULL or a live config; `out` NULL or writable.
  */
 repl_result repl_config_wal_sync_interval_ms(const struct repl_config *cfg, uint64_t *out);
+
+/**
+ * Stores `wal_zero_fill_ahead`.
+ *
+ * Thread safety: any thread, concurrently.
+ *
+ * # Safety
+ * `cfg` must be NULL or a live config; `out` NULL or writable.
+ */
+repl_result repl_config_wal_zero_fill_ahead(const struct repl_config *cfg, bool *out);
 
 /**
  * Stores `enable_wal_compression`.

@@ -455,6 +455,25 @@ pub unsafe extern "C" fn repl_config_wal_sync_interval_ms(
     }
 }
 
+/// Stores `wal_zero_fill_ahead`.
+///
+/// Thread safety: any thread, concurrently.
+///
+/// # Safety
+/// `cfg` must be NULL or a live config; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn repl_config_wal_zero_fill_ahead(
+    cfg: *const repl_config,
+    out: *mut bool,
+) -> repl_result {
+    // SAFETY: forwarded contract.
+    unsafe {
+        scalar("repl_config_wal_zero_fill_ahead", cfg, out, |c| {
+            Ok(c.config.wal_zero_fill_ahead)
+        })
+    }
+}
+
 /// Stores `enable_wal_compression`.
 ///
 /// Thread safety: any thread, concurrently.

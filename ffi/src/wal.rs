@@ -79,6 +79,10 @@ pub struct repl_wal_options {
     pub compression_min_batch_bytes: usize,
     /// One of `repl_recovery_mode`.
     pub recovery_mode: u32,
+    /// Keep the active segment zero-filled a few MiB past its last frame, which makes commit
+    /// fdatasyncs cheaper (default true). Segment files of an open WAL are then longer than
+    /// their data; closing trims them.
+    pub zero_fill_ahead: bool,
 }
 
 /// A record handed to `repl_wal_append`, and the record part of `repl_record_view`.
@@ -194,6 +198,7 @@ fn options_from_c(o: &repl_wal_options) -> FfiResult<WalOptions> {
             min_batch_bytes: o.compression_min_batch_bytes,
         },
         recovery_mode,
+        zero_fill_ahead: o.zero_fill_ahead,
     })
 }
 
@@ -220,6 +225,7 @@ fn options_to_c(o: &WalOptions) -> repl_wal_options {
         compression_level: o.compression.level,
         compression_min_batch_bytes: o.compression.min_batch_bytes,
         recovery_mode: recovery_mode as u32,
+        zero_fill_ahead: o.zero_fill_ahead,
     }
 }
 

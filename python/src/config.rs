@@ -94,6 +94,11 @@ impl PyReplicationConfig {
     }
 
     #[getter]
+    fn wal_zero_fill_ahead(&self) -> bool {
+        self.inner.wal_zero_fill_ahead
+    }
+
+    #[getter]
     fn enable_wal_compression(&self) -> bool {
         self.inner.enable_wal_compression
     }

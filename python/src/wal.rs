@@ -50,6 +50,7 @@ impl PyWal {
         compression_level = 3,
         compression_min_batch_bytes = 1024,
         recovery_mode = "tolerate_torn_tail",
+        zero_fill_ahead = true,
     ))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python signature; all keyword-only
     fn new(
@@ -62,6 +63,7 @@ impl PyWal {
         compression_level: i32,
         compression_min_batch_bytes: usize,
         recovery_mode: &str,
+        zero_fill_ahead: bool,
     ) -> PyResult<Self> {
         let durability = match (durability, sync_interval_ms) {
             ("every_commit", None) => Durability::EveryCommit,
@@ -111,6 +113,7 @@ impl PyWal {
                 min_batch_bytes: compression_min_batch_bytes,
             },
             recovery_mode,
+            zero_fill_ahead,
         };
         Self::open(py, opts)
     }

@@ -31,6 +31,7 @@ static const char FULL_TOML[] =
     "wal_segment_size_bytes = 16777216\n"
     "wal_sync_on_commit = false\n"
     "wal_sync_interval_ms = 20\n"
+    "wal_zero_fill_ahead = false\n"
     "enable_wal_compression = false\n"
     "compression_level = 9\n"
     "allow_plaintext_dev = true\n"
@@ -101,6 +102,9 @@ static void test_accessors(void) {
     CHECK(flag == false);
     OK(repl_config_wal_sync_interval_ms(c, &u64));
     CHECK(u64 == 20);
+    flag = true;
+    OK(repl_config_wal_zero_fill_ahead(c, &flag));
+    CHECK(flag == false);
     flag = true;
     OK(repl_config_enable_wal_compression(c, &flag));
     CHECK(flag == false);
@@ -538,6 +542,8 @@ static void test_null_arguments(void) {
     NUL_RC(repl_config_wal_sync_on_commit(c, NULL));
     NUL_RC(repl_config_wal_sync_interval_ms(NULL, &u64));
     NUL_RC(repl_config_wal_sync_interval_ms(c, NULL));
+    NUL_RC(repl_config_wal_zero_fill_ahead(NULL, &flag));
+    NUL_RC(repl_config_wal_zero_fill_ahead(c, NULL));
     NUL_RC(repl_config_enable_wal_compression(NULL, &flag));
     NUL_RC(repl_config_enable_wal_compression(c, NULL));
     NUL_RC(repl_config_compression_level(NULL, &i32));

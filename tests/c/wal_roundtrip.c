@@ -8,11 +8,13 @@
  * Usage: wal_roundtrip [record-count]   (default 100000)
  */
 #define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
+#define _DEFAULT_SOURCE   /* usleep */
 
 #include "test_support.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <unistd.h>
 
@@ -586,6 +588,41 @@ static void test_hlc(void) {
     repl_hlc_free(h);
 }
 
+static long long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Zero fill ahead (on by default): the open segment runs past its data with zeros, closing
+ * trims them, and the records read back with the option off as well. */
+static void test_zero_fill_ahead(void) {
+    g_step = "zero fill ahead";
+    char *dir = make_temp_dir();
+    repl_wal_options o = options_for(dir);
+    CHECK(o.zero_fill_ahead == true);
+    repl_wal *w = open_wal(&o);
+    gen_record g;
+    for (uint64_t i = 1; i <= 10; i++) {
+        make_record(i, &g);
+        uint64_t lsn = 0;
+        OK(repl_wal_append(w, &g.rec, &lsn));
+    }
+    char seg[4096];
+    snprintf(seg, sizeof seg, "%s/00000000000000000001.wal", dir);
+    for (int i = 0; i < 2000 && file_size(seg) < (1 << 20); i++) usleep(5000);
+    CHECK(file_size(seg) >= (1 << 20));
+    OK(repl_wal_close(w));
+    repl_wal_free(w);
+    CHECK(file_size(seg) > 0 && file_size(seg) < (1 << 16));
+    o.zero_fill_ahead = false;
+    w = open_wal(&o);
+    CHECK(lsn_of(repl_wal_last_lsn, w) == 10);
+    OK(repl_wal_close(w));
+    repl_wal_free(w);
+    CHECK(file_size(seg) < (1 << 16));
+    remove_tree(dir);
+}
+
 int main(int argc, char **argv) {
     uint64_t count = 100000;
     if (argc > 1) count = strtoull(argv[1], NULL, 10);
@@ -596,6 +633,7 @@ int main(int argc, char **argv) {
     test_closed_handle();
     test_wal_errors();
     test_hlc();
+    test_zero_fill_ahead();
     test_round_trip(count);
     printf("wal_roundtrip: all checks passed (%" PRIu64 " records)\n", count);
     return 0;

@@ -52,6 +52,7 @@ wal_directory = "/var/lib/repl/wal"
 wal_segment_size_bytes = 16777216
 wal_sync_on_commit = false
 wal_sync_interval_ms = 20
+wal_zero_fill_ahead = false
 enable_wal_compression = false
 compression_level = 9
 allow_plaintext_dev = true
@@ -116,6 +117,7 @@ TEST(ReplicationConfig, AccessorsReturnTheDocumentsValues) {
     EXPECT_EQ(cfg.wal_segment_size_bytes(), 16777216u);
     EXPECT_FALSE(cfg.wal_sync_on_commit());
     EXPECT_EQ(cfg.wal_sync_interval_ms(), 20u);
+    EXPECT_FALSE(cfg.wal_zero_fill_ahead());
     EXPECT_FALSE(cfg.enable_wal_compression());
     EXPECT_EQ(cfg.compression_level(), 9);
     const std::vector<repl::PeerConfig> want{{8, "10.0.0.8:7500"}, {9, "[fd00::9]:7500"}};

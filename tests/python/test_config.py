@@ -26,6 +26,7 @@ wal_retention_segments = 12
 wal_sync_on_commit = false
 wal_sync_interval_ms = 20
 wal_recovery_mode = "absolute_consistency"
+wal_zero_fill_ahead = false
 enable_wal_compression = false
 compression_algorithm = "none"
 compression_level = 9
@@ -63,6 +64,7 @@ def test_every_field_is_exposed(tmp_path: Path) -> None:
     assert cfg.wal_retention_segments == 12
     assert cfg.wal_sync_on_commit is False and cfg.wal_sync_interval_ms == 20
     assert cfg.wal_recovery_mode == "absolute_consistency"
+    assert cfg.wal_zero_fill_ahead is False
     assert cfg.enable_wal_compression is False and cfg.compression_algorithm == "none"
     assert (cfg.compression_level, cfg.compression_min_batch_bytes) == (9, 4096)
     assert cfg.cert_path == Path("/etc/repl/node.pem")
@@ -81,6 +83,7 @@ def test_defaults_and_warnings() -> None:
     assert cfg.wal_directory == Path("wal")
     assert cfg.cert_path is None
     assert cfg.compression_algorithm == "zstd" and cfg.wal_recovery_mode == "tolerate_torn_tail"
+    assert cfg.wal_zero_fill_ahead is True
     assert cfg.warnings() == []
     risky = ReplicationConfig.from_toml('node_id = 1\nmode = "SYNC"\nallow_plaintext_dev = true\n')
     warnings = risky.warnings()

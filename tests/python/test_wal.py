@@ -65,6 +65,26 @@ def test_append_100k_reopen_and_read_back(wal_dir: Path) -> None:
         assert_record(tail[0], n - 9, n - 10)
 
 
+def test_zero_fill_ahead_runs_ahead_while_open_and_is_trimmed_on_close(wal_dir: Path) -> None:
+    import time
+
+    with replication.Wal(wal_dir) as wal:  # zero_fill_ahead defaults to True
+        for i in range(10):
+            wal.append(Operation.INSERT, "c", f"d{i}", b"x" * 100)
+        (seg,) = wal.segment_paths()
+        deadline = time.monotonic() + 20
+        while Path(seg).stat().st_size < 1 << 20:
+            assert time.monotonic() < deadline, "the segment was never zero-filled ahead"
+            time.sleep(0.005)
+    assert Path(seg).stat().st_size < 1 << 16  # close trimmed the zeros
+    with replication.Wal(wal_dir, zero_fill_ahead=False) as wal:
+        assert wal.last_lsn == 10
+        wal.append(Operation.INSERT, "c", "d10", b"y")
+        time.sleep(0.05)
+        assert Path(seg).stat().st_size < 1 << 16  # nothing runs ahead when off
+        assert [r.doc_id for r in wal.read_from(1)][-2:] == ["d9", "d10"]
+
+
 def test_append_returns_dense_lsns_and_accepts_every_op_form(open_wal: OpenWal) -> None:
     wal = open_wal(durability="none")
     assert (wal.first_lsn, wal.last_lsn) == (1, 0)
@@ -253,9 +273,14 @@ def test_durability_modes(open_wal: OpenWal, tmp_path: Path) -> None:
     interval.sync()
     assert interval.durable_lsn == 1
 
-    uncompressed = open_wal(tmp_path / "raw", durability="none", compression=False)
+    # Sizes are compared while open, so no zero fill may run ahead of the data.
+    uncompressed = open_wal(
+        tmp_path / "raw", durability="none", compression=False, zero_fill_ahead=False
+    )
     uncompressed.append_batch([("insert", "c", str(i), b"same" * 100) for i in range(100)])
-    compressed = open_wal(tmp_path / "zstd", durability="none", compression_level=19)
+    compressed = open_wal(
+        tmp_path / "zstd", durability="none", compression_level=19, zero_fill_ahead=False
+    )
     compressed.append_batch([("insert", "c", str(i), b"same" * 100) for i in range(100)])
     raw_size = sum(p.stat().st_size for p in uncompressed.segment_paths())
     zstd_size = sum(p.stat().st_size for p in compressed.segment_paths())

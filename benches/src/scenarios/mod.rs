@@ -101,6 +101,10 @@ pub struct Options {
     /// default, level `compression_level` = 3 for batches of at least 1 KiB).
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub cluster_wal_compression: Switch,
+    /// cluster-lag, cluster-max: zero-fill the nodes' active WAL segments ahead of appends
+    /// (`on` = the config default, `wal_zero_fill_ahead`).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub cluster_wal_zero_fill: Switch,
     /// failover: leader kills per timing set.
     #[arg(long, default_value_t = 20)]
     pub kills: usize,

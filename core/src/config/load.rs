@@ -36,6 +36,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "wal_sync_on_commit",
     "wal_sync_interval_ms",
     "wal_recovery_mode",
+    "wal_zero_fill_ahead",
     "enable_wal_compression",
     "compression_algorithm",
     "compression_level",
@@ -103,6 +104,7 @@ pub(super) fn from_toml_str(text: &str) -> Result<ReplicationConfig, ConfigError
             "wal_sync_on_commit" => l.set(name, value, &mut cfg.wal_sync_on_commit, BOOL),
             "wal_sync_interval_ms" => l.set(name, value, &mut cfg.wal_sync_interval_ms, U64),
             "wal_recovery_mode" => l.set(name, value, &mut cfg.wal_recovery_mode, RECOVERY),
+            "wal_zero_fill_ahead" => l.set(name, value, &mut cfg.wal_zero_fill_ahead, BOOL),
             "enable_wal_compression" => l.set(name, value, &mut cfg.enable_wal_compression, BOOL),
             "compression_algorithm" => {
                 l.set(name, value, &mut cfg.compression_algorithm, ALGORITHM)

@@ -26,11 +26,12 @@ use super::error::{Result, WalError};
 use super::format::{
     segment_file_name, FrameHeader, SegmentHeader, SEGMENT_FLAG_RESET, SEGMENT_HEADER_LEN,
 };
-use super::frame::{decode_frame, encode_frame, read_frame, FrameRead};
+use super::frame::{decode_frame, encode_frame, read_frame, FrameRead, ZEROED_HEADER_IN_DATA};
 use super::reader::WalIter;
 use super::record::{self, NewRecord, Record};
 use super::recovery::{create_segment, recover, DirLock};
 use super::segment::{scan_segment, SegmentMeta, READ_BUFFER_BYTES};
+use super::zero_fill::{self, write_back_range, AHEAD_BYTES, LOW_WATER_BYTES, PIECE_BYTES};
 use super::{Durability, WalOptions};
 use crate::clock::HlcTimestamp;
 use crate::Lsn;
@@ -48,7 +49,8 @@ pub struct Wal {
 pub(crate) struct Inner {
     pub(crate) opts: WalOptions,
     state: Mutex<AppendState>,
-    io: Mutex<IoState>,
+    /// Shared with the zero-fill thread, which needs nothing else (see `zero_fill.rs`).
+    io: Arc<Mutex<IoState>>,
     /// Segments in LSN order; the last one is the active (appended-to) segment.
     pub(crate) segments: RwLock<Vec<SegmentMeta>>,
     /// Every LSN <= this is in a segment file. Invariant: written <= last assigned.
@@ -66,6 +68,8 @@ pub(crate) struct Inner {
     /// Tells the interval-sync thread to exit. Shared separately so the thread can wait on it
     /// without keeping the WAL (and its directory lock) alive.
     interval_stop: Arc<(Mutex<bool>, Condvar)>,
+    /// Wakes the zero-fill thread (see `zero_fill.rs`); unused when the option is off.
+    zero_fill: Arc<zero_fill::Signal>,
     /// Released by `close()` so the directory can be reopened even while iterators (which
     /// keep `Inner` alive) linger.
     dir_lock: Mutex<Option<DirLock>>,
@@ -96,7 +100,7 @@ struct PendingChunk {
 }
 
 #[derive(Default)]
-struct IoState {
+pub(super) struct IoState {
     dir: PathBuf,
     /// Write handle of the active segment.
     active: Option<(u64, Arc<File>)>,
@@ -107,6 +111,96 @@ struct IoState {
     unsynced: Vec<u64>,
     /// A segment file was created or removed since the directory was last fsynced.
     dir_unsynced: bool,
+    /// Where the active segment's data ends and its zero fill reaches.
+    fill: FillState,
+}
+
+/// What the zero-fill thread needs to know about the active segment (see `zero_fill.rs`).
+#[derive(Default)]
+pub(super) struct FillState {
+    /// Changes whenever `IoState::active` is replaced, so the filler never writes through a
+    /// descriptor of a file that is no longer the active segment.
+    generation: u64,
+    /// Bytes of header and frames in the active segment file.
+    data_end: u64,
+    /// Bytes below this offset are allocated (data or zeros); past `data_end` they are zeros.
+    zeroed_to: u64,
+}
+
+impl IoState {
+    /// Makes `file` the active segment, `data_end` bytes long (header and frames).
+    fn set_active(&mut self, id: u64, file: Arc<File>, data_end: u64) {
+        self.active = Some((id, file));
+        self.fill.generation += 1;
+        self.fill.data_end = data_end;
+        self.fill.zeroed_to = data_end;
+    }
+}
+
+/// One round of the zero-fill thread: writes zeros past the active segment's last frame until
+/// `AHEAD_BYTES` are ready (or the segment size is reached), then commits them.
+///
+/// The filler writes through its own descriptor, never the appenders': Linux reports a
+/// writeback error once per open file description, so an error the filler's fdatasync
+/// consumed still reaches the appenders' next fdatasync, which poisons the WAL.
+pub(super) fn zero_fill_round(io: &Mutex<IoState>, stop: &zero_fill::Signal, segment_size: u64) {
+    static ZEROS: [u8; PIECE_BYTES] = [0; PIECE_BYTES];
+    // The filler's own descriptor, opened per round (so it never holds a sealed or purged
+    // segment open) and keyed by `FillState::generation`.
+    let mut own: Option<(u64, File)> = None;
+    let own = &mut own;
+    let mut wrote = false;
+    loop {
+        let (from, len) = {
+            let mut io = io.lock();
+            if stop.is_stopped() {
+                return;
+            }
+            let Some((id, _)) = io.active else { return };
+            let generation = io.fill.generation;
+            if own.as_ref().is_none_or(|(g, _)| *g != generation) {
+                if wrote {
+                    break; // commit what went to the previous file first
+                }
+                let path = io.dir.join(segment_file_name(id));
+                match OpenOptions::new().write(true).open(&path) {
+                    Ok(f) => *own = Some((generation, f)),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "WAL zero fill skipped");
+                        return;
+                    }
+                }
+            }
+            let file = &own.as_ref().expect("opened above").1;
+            let f = &mut io.fill;
+            let limit = (f.data_end + AHEAD_BYTES).min(segment_size);
+            let from = f.zeroed_to.max(f.data_end);
+            if from >= limit {
+                break;
+            }
+            let len = (limit - from).min(PIECE_BYTES as u64);
+            if let Err(e) = file.write_all_at(&ZEROS[..len as usize], from) {
+                // Zeros are only an optimisation (ENOSPC, say): give up on this segment.
+                tracing::warn!(segment = id, error = %e, "WAL zero fill stopped");
+                f.zeroed_to = segment_size;
+                break;
+            }
+            f.zeroed_to = from + len;
+            (from, len)
+        };
+        wrote = true;
+        let file = &own.as_ref().expect("set while locked").1;
+        if let Err(e) = write_back_range(file, from, len) {
+            tracing::warn!(error = %e, "WAL zero fill write-back failed");
+            return;
+        }
+    }
+    if let (true, Some((_, file))) = (wrote, own.as_ref()) {
+        // Commits the block allocation, so appenders' fdatasyncs find nothing but data to flush.
+        if let Err(e) = file.sync_data() {
+            tracing::warn!(error = %e, "WAL zero fill fdatasync failed");
+        }
+    }
 }
 
 thread_local! {
@@ -136,6 +230,10 @@ impl Wal {
         active_file
             .sync_data()
             .map_err(|e| WalError::io(&last.path, e))?;
+        let file_len = active_file
+            .metadata()
+            .map_err(|e| WalError::io(&last.path, e))?
+            .len();
         let inner = Arc::new(Inner {
             state: Mutex::new(AppendState {
                 next_lsn,
@@ -145,12 +243,17 @@ impl Wal {
                 pending_bytes: 0,
                 spare: Vec::new(),
             }),
-            io: Mutex::new(IoState {
+            io: Arc::new(Mutex::new(IoState {
                 dir: opts.dir.clone(),
                 active: Some((active_id, Arc::new(active_file))),
                 unsynced: Vec::new(),
                 dir_unsynced: false,
-            }),
+                fill: FillState {
+                    generation: 0,
+                    data_end: active_len,
+                    zeroed_to: file_len,
+                },
+            })),
             segments: RwLock::new(recovered.segments),
             written_lsn: AtomicU64::new(next_lsn - 1),
             durable_lsn: AtomicU64::new(next_lsn - 1),
@@ -159,11 +262,20 @@ impl Wal {
             closed: AtomicBool::new(false),
             group_commit: (Mutex::new(false), Condvar::new()),
             interval_stop: Arc::new((Mutex::new(false), Condvar::new())),
+            zero_fill: Arc::default(),
             dir_lock: Mutex::new(Some(recovered.lock)),
             opts,
         });
         if let Durability::Interval(every) = inner.opts.durability {
             spawn_interval_syncer(Arc::downgrade(&inner), inner.interval_stop.clone(), every);
+        }
+        if inner.opts.zero_fill_ahead {
+            zero_fill::spawn_filler(
+                inner.io.clone(),
+                inner.zero_fill.clone(),
+                inner.opts.segment_size_bytes,
+            );
+            inner.zero_fill.wake();
         }
         Ok(Wal { inner })
     }
@@ -394,6 +506,9 @@ impl Wal {
         }
         let mut io = inner.io.lock();
         let result = inner.write_out(&mut io, inner.opts.durability != Durability::None);
+        if result.is_ok() {
+            inner.trim_zero_fill(&mut io);
+        }
         inner.dir_lock.lock().take();
         result
     }
@@ -555,6 +670,7 @@ impl Inner {
                 if sync {
                     self.durable_lsn.fetch_max(upto, Ordering::AcqRel);
                 }
+                self.wake_filler_if_low(io);
                 debug_assert!(
                     self.durable_lsn.load(Ordering::Acquire)
                         <= self.written_lsn.load(Ordering::Acquire),
@@ -575,6 +691,7 @@ impl Inner {
         let mut spare = Vec::with_capacity(chunks.len());
         for chunk in chunks {
             if let Some(first_lsn) = chunk.creates_segment {
+                self.trim_zero_fill(io);
                 let path = io.dir.join(segment_file_name(chunk.segment_id));
                 let file = OpenOptions::new()
                     .read(true)
@@ -583,7 +700,7 @@ impl Inner {
                     .open(&path)
                     .map_err(|e| WalError::io(&path, e))?;
                 let file = Arc::new(file);
-                io.active = Some((chunk.segment_id, file));
+                io.set_active(chunk.segment_id, file, 0);
                 io.dir_unsynced = true;
                 self.segments
                     .write()
@@ -608,6 +725,7 @@ impl Inner {
                 for (offset, h) in &chunk.frames {
                     seg.add_frame(*offset, h);
                 }
+                io.fill.data_end = seg.len;
             }
             let mut bytes = chunk.bytes;
             bytes.clear();
@@ -699,7 +817,7 @@ impl Inner {
             .write(true)
             .open(&meta.path)
             .map_err(|e| WalError::io(&meta.path, e))?;
-        io.active = Some((id, Arc::new(file)));
+        io.set_active(id, Arc::new(file), meta.len);
         Ok(meta)
     }
 
@@ -741,7 +859,13 @@ impl Inner {
             }
         };
         *segs.last_mut().expect("kept one") = rescanned.clone();
-        io.active = Some((seg.id, Arc::new(file)));
+        let file_len = file
+            .metadata()
+            .map_err(|e| WalError::io(&seg.path, e))?
+            .len();
+        io.set_active(seg.id, Arc::new(file), rescanned.len);
+        // Without a cut the file keeps its zero fill; trimming needs to know how far it goes.
+        io.fill.zeroed_to = file_len;
         Ok(rescanned)
     }
 
@@ -749,6 +873,35 @@ impl Inner {
         let (stop, cv) = &*self.interval_stop;
         *stop.lock() = true;
         cv.notify_all();
+        self.zero_fill.stop();
+    }
+
+    /// Wakes the zero-fill thread when less than `LOW_WATER_BYTES` of zeroed space is left past
+    /// the active segment's last frame.
+    fn wake_filler_if_low(&self, io: &IoState) {
+        if !self.opts.zero_fill_ahead || io.active.is_none() {
+            return;
+        }
+        let f = &io.fill;
+        let wanted = (f.data_end + LOW_WATER_BYTES).min(self.opts.segment_size_bytes);
+        if f.zeroed_to.max(f.data_end) < wanted {
+            self.zero_fill.wake();
+        }
+    }
+
+    /// Cuts the zero fill off the active segment file (when it is sealed or the WAL closes), so
+    /// finished segments hold exactly their frames. A failure only leaves zeros that recovery
+    /// reads as the end, so it is logged, not returned.
+    fn trim_zero_fill(&self, io: &mut IoState) {
+        let Some((id, file)) = &io.active else { return };
+        let data_end = io.fill.data_end;
+        if io.fill.zeroed_to <= data_end {
+            return;
+        }
+        match file.set_len(data_end) {
+            Ok(()) => io.fill.zeroed_to = data_end,
+            Err(e) => tracing::warn!(segment = id, error = %e, "could not trim WAL zero fill"),
+        }
     }
 }
 
@@ -788,6 +941,9 @@ fn cut_segment(file: &File, seg: &SegmentMeta, target: Lsn, opts: &WalOptions) -
             FrameRead::Damaged { reason, .. } => {
                 return Err(WalError::corrupt(path, offset, reason))
             }
+            FrameRead::ZeroHeader => {
+                return Err(WalError::corrupt(path, offset, ZEROED_HEADER_IN_DATA))
+            }
         }
     }
 }
@@ -816,6 +972,9 @@ fn find_in_block(path: &Path, from: u64, to: u64, ts: HlcTimestamp) -> Result<Op
             FrameRead::End => break,
             FrameRead::Damaged { reason, .. } => {
                 return Err(WalError::corrupt(path, offset, reason))
+            }
+            FrameRead::ZeroHeader => {
+                return Err(WalError::corrupt(path, offset, ZEROED_HEADER_IN_DATA))
             }
         }
     }
@@ -856,10 +1015,13 @@ impl Drop for Inner {
             return;
         }
         // Last handle gone without close(): write what is pending (best effort, no panic).
-        let mut io = std::mem::take(self.io.get_mut());
+        let mut io = std::mem::take(&mut *self.io.lock());
         let sync = self.opts.durability != Durability::None;
-        if let Err(e) = self.write_out(&mut io, sync) {
-            tracing::error!(error = %e, "WAL dropped without close(); pending records were not written");
+        match self.write_out(&mut io, sync) {
+            Ok(()) => self.trim_zero_fill(&mut io),
+            Err(e) => {
+                tracing::error!(error = %e, "WAL dropped without close(); pending records were not written")
+            }
         }
     }
 }

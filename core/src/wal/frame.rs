@@ -108,12 +108,18 @@ pub(crate) fn encode_frame(
     })
 }
 
+/// Why a zeroed header below a segment's known data length is damage, not the end.
+pub(crate) const ZEROED_HEADER_IN_DATA: &str = "zeroed frame header inside the segment's data";
+
 /// Outcome of reading the next frame at a known offset.
 pub(crate) enum FrameRead {
     /// A checksummed frame and its stored (possibly compressed) body.
     Frame(FrameHeader, Vec<u8>),
     /// Clean end of data exactly at the offset.
     End,
+    /// The header bytes at the offset are all zero: where a zero-filled segment's data ends
+    /// (see `zero_fill.rs`), unless non-zero bytes follow.
+    ZeroHeader,
     /// The bytes at the offset are not a valid frame.
     Damaged {
         reason: String,
@@ -143,6 +149,9 @@ pub(crate) fn read_frame(
     }
     let mut hb = [0u8; FRAME_HEADER_LEN];
     r.read_exact(&mut hb)?;
+    if hb.iter().all(|&b| b == 0) {
+        return Ok(FrameRead::ZeroHeader);
+    }
     let header = match FrameHeader::decode(&hb) {
         Ok(h) => h,
         Err(reason) => {

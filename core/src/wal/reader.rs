@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::engine::Inner;
 use super::error::{Result, WalError};
-use super::frame::{decode_frame, read_frame, FrameRead};
+use super::frame::{decode_frame, read_frame, FrameRead, ZEROED_HEADER_IN_DATA};
 use super::record::Record;
 use super::segment::READ_BUFFER_BYTES;
 use crate::Lsn;
@@ -136,6 +136,13 @@ impl WalIter {
                 }
                 FrameRead::Damaged { reason, .. } => {
                     return Err(WalError::corrupt(&seg.path, seg.offset, reason));
+                }
+                FrameRead::ZeroHeader => {
+                    return Err(WalError::corrupt(
+                        &seg.path,
+                        seg.offset,
+                        ZEROED_HEADER_IN_DATA,
+                    ));
                 }
             }
         }

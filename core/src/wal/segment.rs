@@ -6,7 +6,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::error::{Result, WalError};
-use super::format::{FrameHeader, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::format::{FrameHeader, SegmentHeader, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::frame::{read_frame, FrameRead};
 use crate::Lsn;
 
@@ -92,7 +92,7 @@ impl SegmentMeta {
 /// How a scan of a segment ended.
 #[derive(Debug)]
 pub(crate) enum ScanEnd {
-    /// Every byte up to the end of the file is a valid frame.
+    /// Every byte up to the end of the file is a valid frame, or zero fill after the last one.
     Clean,
     /// Bytes from `offset` on are not valid frames.
     Damaged {
@@ -144,6 +144,16 @@ pub(crate) fn scan_segment(path: &Path) -> Result<Option<(SegmentMeta, ScanEnd)>
     loop {
         let damaged = match read_frame(&mut r, offset, file_len).map_err(io)? {
             FrameRead::End => return Ok(Some((meta, ScanEnd::Clean))),
+            // Zero-filled space after the last frame is the normal end of an active segment;
+            // zeros followed by data are damage.
+            FrameRead::ZeroHeader if tail_is_zero(path, offset)? => {
+                return Ok(Some((meta, ScanEnd::Clean)))
+            }
+            FrameRead::ZeroHeader => Some((
+                "a zeroed frame header is followed by non-zero bytes".to_string(),
+                false,
+                None,
+            )),
             FrameRead::Frame(h, _) if h.first_lsn != meta.next_lsn => Some((
                 format!(
                     "frame starts at LSN {} but LSN {} was expected",
@@ -164,7 +174,10 @@ pub(crate) fn scan_segment(path: &Path) -> Result<Option<(SegmentMeta, ScanEnd)>
             } => Some((reason, incomplete, frame_end)),
         };
         if let Some((reason, incomplete, frame_end)) = damaged {
-            let torn = incomplete || tail_is_zero(path, frame_end.unwrap_or(offset))?;
+            // Without a usable length, "the last thing in the file" means only zeros follow
+            // the header (a header torn across a page boundary of a zero-filled segment).
+            let after = frame_end.unwrap_or(offset + FRAME_HEADER_LEN as u64);
+            let torn = incomplete || tail_is_zero(path, after)?;
             return Ok(Some((
                 meta,
                 ScanEnd::Damaged {

@@ -376,6 +376,7 @@ public:
     }
     bool wal_sync_on_commit() const { return get(repl_config_wal_sync_on_commit); }
     std::uint64_t wal_sync_interval_ms() const { return get(repl_config_wal_sync_interval_ms); }
+    bool wal_zero_fill_ahead() const { return get(repl_config_wal_zero_fill_ahead); }
     bool enable_wal_compression() const { return get(repl_config_enable_wal_compression); }
     std::int32_t compression_level() const { return get(repl_config_compression_level); }
 
