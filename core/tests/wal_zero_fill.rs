@@ -54,6 +54,19 @@ fn crash_copy(from: &Path, to: &Path) -> Vec<PathBuf> {
     copied
 }
 
+/// A crash image of `live` (see `crash_copy`) with `bytes` written at `offset` of its first
+/// segment: the damage a crash or a bad disk leaves inside the zero fill.
+fn damaged_crash_copy(live: &Path, bytes: &[u8], offset: u64) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let files = crash_copy(live, copy.path());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+    copy
+}
+
 /// An open, zero-filled WAL holding records 1..=n (durable), and its one segment file.
 fn filled_wal(dir: &Path, n: u64) -> (Wal, PathBuf) {
     let wal = Wal::open(zero_filled(dir)).unwrap();
@@ -65,16 +78,22 @@ fn filled_wal(dir: &Path, n: u64) -> (Wal, PathBuf) {
     (wal, seg)
 }
 
-/// Bytes of data (header and frames) in a segment file: where the zeros start.
-fn data_len(file: &[u8]) -> usize {
+/// Start offsets of the frames in a segment file, and where its data ends (the zeros start).
+fn frames(file: &[u8]) -> (Vec<usize>, usize) {
+    let mut starts = Vec::new();
     let mut o = replication_core::wal::SEGMENT_HEADER_LEN;
     while o + FRAME_HEADER_LEN <= file.len()
         && file[o..o + FRAME_HEADER_LEN].iter().any(|&b| b != 0)
     {
+        starts.push(o);
         let len = u32::from_le_bytes(file[o..o + 4].try_into().unwrap()) as usize;
         o += FRAME_HEADER_LEN + len;
     }
-    o
+    (starts, o)
+}
+
+fn data_len(file: &[u8]) -> usize {
+    frames(file).1
 }
 
 #[test]
@@ -135,31 +154,14 @@ fn a_torn_frame_inside_the_zero_fill_is_truncated_or_refused() {
     let live = tempfile::tempdir().unwrap();
     let (wal, seg) = filled_wal(live.path(), 20);
     let bytes = std::fs::read(&seg).unwrap();
-    let data = data_len(&bytes);
+    let (starts, data) = frames(&bytes);
     // The last frame, written again half-way just after the data: a write cut off by a crash.
-    let frame_starts = {
-        let mut v = Vec::new();
-        let mut o = replication_core::wal::SEGMENT_HEADER_LEN;
-        while o < data {
-            v.push(o);
-            o +=
-                FRAME_HEADER_LEN + u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
-        }
-        v
-    };
-    let last = *frame_starts.last().unwrap();
+    let last = *starts.last().unwrap();
     let half = &bytes[last..last + (data - last) / 2 + FRAME_HEADER_LEN / 2];
     for cut_header in [false, true] {
-        let copy = tempfile::tempdir().unwrap();
-        let files = crash_copy(live.path(), copy.path());
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&files[0])
-            .unwrap();
         // A header torn across a page boundary: only its first bytes landed.
         let torn: &[u8] = if cut_header { &half[..12] } else { half };
-        f.write_all_at(torn, data as u64).unwrap();
-        drop(f);
+        let copy = damaged_crash_copy(live.path(), torn, data as u64);
         let mut strict = zero_filled(copy.path());
         strict.recovery_mode = RecoveryMode::AbsoluteConsistency;
         match Wal::open(strict) {
@@ -181,14 +183,7 @@ fn data_after_zeros_is_damage_not_an_end() {
     let live = tempfile::tempdir().unwrap();
     let (wal, seg) = filled_wal(live.path(), 20);
     let data = data_len(&std::fs::read(&seg).unwrap()) as u64;
-    let copy = tempfile::tempdir().unwrap();
-    let files = crash_copy(live.path(), copy.path());
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&files[0])
-        .unwrap();
-    f.write_all_at(b"not zero", data + 300_000).unwrap();
-    drop(f);
+    let copy = damaged_crash_copy(live.path(), b"not zero", data + 300_000);
     // Even the tolerant mode refuses: bytes after a gap are not a torn tail.
     match Wal::open(zero_filled(copy.path())) {
         Err(WalError::Corrupt { offset, reason, .. }) => {
