@@ -499,7 +499,7 @@ impl Wal {
         if inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        inner.stop_interval_syncer();
+        inner.stop_background_threads();
         if inner.failure.lock().is_some() {
             inner.dir_lock.lock().take();
             return Ok(());
@@ -869,7 +869,8 @@ impl Inner {
         Ok(rescanned)
     }
 
-    fn stop_interval_syncer(&self) {
+    /// Tells the interval-sync and zero-fill threads to exit.
+    fn stop_background_threads(&self) {
         let (stop, cv) = &*self.interval_stop;
         *stop.lock() = true;
         cv.notify_all();
@@ -1010,7 +1011,7 @@ fn spawn_interval_syncer(weak: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, e
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.stop_interval_syncer();
+        self.stop_background_threads();
         if self.closed.load(Ordering::Acquire) || self.failure.get_mut().is_some() {
             return;
         }
