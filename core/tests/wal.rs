@@ -296,10 +296,13 @@ fn invalid_records_and_options_are_refused() {
 }
 
 /// Writes `n` single-record frames into a fresh WAL and returns the path of its one segment.
+/// Each append is written out on its own (`sync`): appends between two write-outs would share
+/// a frame.
 fn single_segment_wal(dir: &std::path::Path, n: u64) -> std::path::PathBuf {
     let wal = Wal::open(no_compression(opts(dir))).unwrap();
     for i in 1..=n {
         wal.append(&rec(i)).unwrap();
+        wal.sync().unwrap();
     }
     wal.close().unwrap();
     let p = wal.segment_paths().unwrap()[0].clone();
@@ -346,6 +349,60 @@ fn frame_offsets(file: &[u8]) -> Vec<usize> {
         o += replication_core::wal::FRAME_HEADER_LEN + len;
     }
     offs
+}
+
+#[test]
+fn appends_between_write_outs_share_one_frame_and_batches_never_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(opts(dir.path())).unwrap();
+    for i in 1..=10 {
+        wal.append(&rec(i)).unwrap();
+    }
+    wal.append_batch(&(11..=15).map(rec).collect::<Vec<_>>())
+        .unwrap();
+    wal.sync().unwrap();
+    wal.append(&rec(16)).unwrap();
+    wal.close().unwrap();
+    let seg = wal.segment_paths().unwrap()[0].clone();
+    let full = std::fs::read(&seg).unwrap();
+    // Records 1..=15 were written out together: one frame; record 16 by `close`: another.
+    let frames = frame_offsets(&full);
+    assert_eq!(frames.len(), 2, "frames at {frames:?}");
+    let count_at = |o: usize| u32::from_le_bytes(full[o + 12..o + 16].try_into().unwrap());
+    assert_eq!((count_at(frames[0]), count_at(frames[1])), (15, 1));
+    drop(wal);
+    let wal = Wal::open(opts(dir.path())).unwrap();
+    let all = read_all(&wal, 1);
+    assert_eq!(all.len(), 16);
+    all.iter().zip(1..).for_each(|(r, i)| assert_rec(r, i));
+
+    // Small segments cap a frame at an eighth of a segment, so rotation stays near the size;
+    // a batch larger than that stays whole in one frame.
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(no_compression(small_segments(dir.path(), 4096))).unwrap();
+    for i in 1..=40 {
+        wal.append(&rec(i)).unwrap();
+    }
+    wal.append_batch(&(41..=60).map(rec).collect::<Vec<_>>())
+        .unwrap();
+    wal.close().unwrap();
+    let mut frames_seen = 0;
+    for p in wal.segment_paths().unwrap() {
+        let img = std::fs::read(&p).unwrap();
+        for o in frame_offsets(&img) {
+            let body = u32::from_le_bytes(img[o..o + 4].try_into().unwrap()) as usize;
+            let count = u32::from_le_bytes(img[o + 12..o + 16].try_into().unwrap());
+            assert!(
+                body <= 4096 / 8 || count == 20,
+                "frame of {body} bytes, {count} records"
+            );
+            frames_seen += 1;
+        }
+    }
+    assert!(frames_seen > 2);
+    drop(wal);
+    let wal = Wal::open(opts(dir.path())).unwrap();
+    assert_eq!(read_all(&wal, 1).len(), 60);
 }
 
 #[test]

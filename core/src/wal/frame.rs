@@ -57,54 +57,69 @@ pub(crate) fn encode_frame(
     compression: &Compression,
     out: Vec<u8>,
 ) -> std::io::Result<EncodedFrame> {
-    let raw_len: usize = records.iter().map(record::encoded_len).sum();
-    let max_hlc = records.iter().map(|r| r.hlc.0).max().unwrap_or(0);
+    RAW_SCRATCH.with(|raw| {
+        let mut raw = raw.borrow_mut();
+        raw.clear();
+        for r in records {
+            record::encode_into(r, &mut raw);
+        }
+        let max_hlc = records.iter().map(|r| r.hlc.0).max().unwrap_or(0);
+        encode_raw_frame(&raw, records.len() as u32, max_hlc, compression, out)
+    })
+}
+
+/// Builds a frame around `raw`, the back-to-back encodings (`record::encode_into`) of
+/// `record_count` records whose largest HLC is `max_hlc`. This is how the WAL frames a whole
+/// write-out group at once (see `engine.rs`): one compression call over many appends
+/// compresses better and costs less per byte than one per append.
+pub(crate) fn encode_raw_frame(
+    raw: &[u8],
+    record_count: u32,
+    max_hlc: u64,
+    compression: &Compression,
+    out: Vec<u8>,
+) -> std::io::Result<EncodedFrame> {
     let mut bytes = out;
     bytes.clear();
     bytes.resize(FRAME_HEADER_LEN, 0);
-    let compress = compression.enabled && raw_len >= compression.min_batch_bytes;
     let mut flags = 0;
-    if compress {
-        RAW_SCRATCH.with(|raw| -> std::io::Result<()> {
-            let mut raw = raw.borrow_mut();
-            raw.clear();
-            raw.reserve(raw_len);
-            for r in records {
-                record::encode_into(r, &mut raw);
+    if compression.enabled && raw.len() >= compression.min_batch_bytes {
+        COMPRESSOR.with(|c| -> std::io::Result<()> {
+            let mut c = c.borrow_mut();
+            if c.as_ref().map(|(lvl, _)| *lvl) != Some(compression.level) {
+                *c = Some((
+                    compression.level,
+                    zstd::bulk::Compressor::new(compression.level)?,
+                ));
             }
-            let compressed = COMPRESSOR.with(|c| -> std::io::Result<Vec<u8>> {
-                let mut c = c.borrow_mut();
-                if c.as_ref().map(|(lvl, _)| *lvl) != Some(compression.level) {
-                    *c = Some((
-                        compression.level,
-                        zstd::bulk::Compressor::new(compression.level)?,
-                    ));
-                }
-                let (_, comp) = c.as_mut().expect("set just above");
-                comp.compress(&raw)
-            })?;
-            if compressed.len() < raw.len() {
-                bytes.extend_from_slice(&compressed);
+            let (_, comp) = c.as_mut().expect("set just above");
+            // Compressed straight into the frame buffer, after the header placeholder; kept
+            // only when it saves space.
+            bytes.resize(
+                FRAME_HEADER_LEN + zstd::zstd_safe::compress_bound(raw.len()),
+                0,
+            );
+            let written = comp.compress_to_buffer(raw, &mut bytes[FRAME_HEADER_LEN..])?;
+            if written < raw.len() {
+                bytes.truncate(FRAME_HEADER_LEN + written);
                 flags = FRAME_FLAG_ZSTD;
             } else {
-                bytes.extend_from_slice(&raw);
+                bytes.truncate(FRAME_HEADER_LEN);
             }
             Ok(())
         })?;
-    } else {
-        bytes.reserve(raw_len);
-        for r in records {
-            record::encode_into(r, &mut bytes);
-        }
+    }
+    if flags == 0 {
+        bytes.extend_from_slice(raw);
     }
     let body_crc = crc32c::crc32c(&bytes[FRAME_HEADER_LEN..]);
     Ok(EncodedFrame {
         bytes,
         body_crc,
         flags,
-        record_count: records.len() as u32,
+        record_count,
         max_hlc,
-        raw_len: raw_len as u32,
+        raw_len: raw.len() as u32,
     })
 }
 
