@@ -150,7 +150,7 @@ pub fn decode_request(payload: &[u8]) -> Result<AppendEntriesRequest<C>, CodecEr
                 };
                 let collection = r.string("collection")?;
                 let doc_id = r.string("document id")?;
-                let payload = r.bytes()?.to_vec();
+                let payload = Bytes::copy_from_slice(r.bytes()?);
                 EntryPayload::Write(ClientWrite {
                     op,
                     collection,

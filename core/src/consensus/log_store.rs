@@ -300,7 +300,7 @@ fn entry_to_record(e: &Entry) -> io::Result<NewRecord> {
             rec.op = w.op;
             rec.collection = w.collection.clone();
             rec.doc_id = w.doc_id.clone();
-            rec.payload = Bytes::from(w.payload.clone());
+            rec.payload = w.payload.clone();
             rec.txn_id = w.txn_id;
             rec.hlc = HlcTimestamp(w.hlc);
         }
@@ -327,7 +327,7 @@ fn record_to_entry(r: Record) -> io::Result<Entry> {
             op,
             collection: r.collection,
             doc_id: r.doc_id,
-            payload: r.payload.to_vec(),
+            payload: r.payload,
             txn_id: r.txn_id,
             hlc: r.hlc.0,
             request_id: 0,

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use bytes::Bytes;
 use openraft::entry::RaftPayload;
 use openraft::{BasicNode, Membership};
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,9 @@ pub struct ClientWrite {
     pub op: Operation,
     pub collection: String,
     pub doc_id: String,
-    pub payload: Vec<u8>,
+    /// Shared, not owned: an entry is cloned for the log, the tail cache and every follower's
+    /// AppendEntries, and with `Bytes` those clones copy no payload bytes.
+    pub payload: Bytes,
     pub txn_id: Option<u64>,
     /// HLC timestamp assigned by the leader that proposed the write (raw `HlcTimestamp.0`).
     pub hlc: u64,
@@ -46,7 +49,7 @@ impl ClientWrite {
         op: Operation,
         collection: impl Into<String>,
         doc_id: impl Into<String>,
-        payload: impl Into<Vec<u8>>,
+        payload: impl Into<Bytes>,
     ) -> Self {
         ClientWrite {
             op,
