@@ -194,6 +194,8 @@ pub struct ReplicationConfig {
     pub wal_segment_size_bytes: u64,
     /// Closed segments kept after they are no longer needed by any follower or slot. 0 keeps
     /// every segment (the safe default: nothing is deleted until archiving is configured).
+    /// In a cluster, openraft purges its log behind each snapshot; that purge deletes WAL
+    /// segments only when this is above 0, and then keeps this many behind the purge point.
     #[serde(default = "defaults::wal_retention_segments")]
     pub wal_retention_segments: u64,
     /// fsync the WAL before acknowledging each commit. Turning it off trades durability of the

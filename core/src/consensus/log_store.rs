@@ -23,6 +23,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -75,6 +76,9 @@ struct Shared {
     /// The newest entries, so reads right after an append skip the WAL (see `tail_cache.rs`).
     /// Lock order: after `meta` when both are held (they never are today).
     tail: Mutex<TailCache>,
+    /// `wal_retention_segments`: how many whole WAL segments behind a Raft purge point stay on
+    /// disk. 0 keeps every segment: openraft's purge then only moves the purge point.
+    retention_segments: AtomicU64,
 }
 
 struct AckSlot {
@@ -151,6 +155,7 @@ impl WalLogStore {
             acks: Mutex::new(HashMap::new()),
             appends: Arc::new(AppendTracker::new()),
             tail: Mutex::new(TailCache::new(DEFAULT_TAIL_CACHE_BYTES)),
+            retention_segments: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&shared);
         let wal = shared.wal.clone();
@@ -159,6 +164,15 @@ impl WalLogStore {
             .spawn(move || flusher(wal, rx, weak))?;
         *shared.flusher.lock() = Some(handle);
         Ok(WalLogStore { shared })
+    }
+
+    /// Sets how many WAL segments behind a Raft purge point are kept (`wal_retention_segments`;
+    /// 0, the default, keeps every segment). openraft purges its log behind each snapshot; the
+    /// records stay readable in the WAL (for CDC, PITR, archiving) until retention lets go.
+    pub fn set_retention_segments(&self, segments: u64) {
+        self.shared
+            .retention_segments
+            .store(segments, Ordering::Relaxed);
     }
 
     /// The WAL this store writes to.
@@ -560,12 +574,16 @@ impl RaftLogStorage<C> for WalLogStore {
             }
         }
         let wal = self.shared.wal.clone();
+        let keep = self.shared.retention_segments.load(Ordering::Relaxed);
         blocking(move || {
             if log_id.index > wal.last_lsn() {
-                // A snapshot beyond our log was installed: nothing we hold is needed.
+                // A snapshot beyond our log was installed: nothing we hold continues it.
                 wal.reset_to(log_id.index + 1).map_err(io_err)
+            } else if keep == 0 {
+                // Retention 0 keeps every segment; reads below the purge point never come.
+                Ok(())
             } else {
-                wal.purge_before(log_id.index + 1)
+                wal.purge_before_keeping(log_id.index + 1, keep as usize)
                     .map(|_| ())
                     .map_err(io_err)
             }

@@ -231,6 +231,7 @@ impl ReplicationNode {
         let wal = Wal::open(opts).map_err(|e| ConsensusError::Storage(e.to_string()))?;
         let log = WalLogStore::open(wal, &state_dir)
             .map_err(|e| ConsensusError::Storage(e.to_string()))?;
+        log.set_retention_segments(config.wal_retention_segments);
         let sm = StateMachine::open(apply.clone(), &state_dir)
             .map_err(|e| ConsensusError::Storage(e.to_string()))?;
         let raft = ConsensusRaft::new(

@@ -434,14 +434,25 @@ impl Wal {
     /// snapshot). The active segment is never deleted, so some older records may remain;
     /// `first_lsn()` tells what is left. Returns the number of segments removed.
     pub fn purge_before(&self, lsn: Lsn) -> Result<usize> {
+        self.purge_before_keeping(lsn, 0)
+    }
+
+    /// Like [`purge_before`](Self::purge_before), but keeps the newest `keep` of the segments
+    /// it would delete (a retention window, e.g. `wal_retention_segments`).
+    pub fn purge_before_keeping(&self, lsn: Lsn, keep: usize) -> Result<usize> {
         let inner = &*self.inner;
         inner.check_writable()?;
         let mut io = inner.io.lock();
         // Pending bytes may belong to segments not yet created; write them so the list is whole.
         inner.write_out(&mut io, false)?;
         let mut segs = inner.segments.write();
+        // The active (last) segment is never deleted.
+        let eligible = segs[..segs.len() - 1]
+            .iter()
+            .take_while(|s| s.next_lsn <= lsn)
+            .count();
         let mut removed = 0;
-        while segs.len() > 1 && segs[0].next_lsn <= lsn {
+        while removed < eligible.saturating_sub(keep) {
             let seg = segs.remove(0);
             std::fs::remove_file(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
             removed += 1;
