@@ -310,6 +310,8 @@ async fn leader_kills_lose_no_acked_write_and_terms_have_one_leader() {
                 (doc, &payload[..]),
                 "LSN {lsn}"
             );
+            // The proposing leader is recorded as the write's origin, on every replica.
+            assert!((1..=5).contains(&rec.origin), "LSN {lsn}: origin {}", rec.origin);
         }
         // Bring the dead node back (same WAL directory, empty in-memory store).
         c.start(old, Arc::new(MemoryStore::new())).await;
@@ -492,4 +494,61 @@ async fn learner_is_added_and_promoted() {
     c.wait_applied(lsn).await;
     c.assert_identical();
     assert_eq!(c.stores[&4].len(), 11);
+}
+
+/// One leader per term is a property of the vote itself: a node that granted term T to one
+/// candidate refuses every other candidate in term T. (openraft's default `leader_id_adv`
+/// would grant it to any candidate with a higher node id, so two nodes could lead term T in
+/// turn; the sampler in `leader_kills_...` once caught exactly that.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vote_granted_in_a_term_is_never_granted_to_another_candidate() {
+    use openraft::raft::VoteRequest;
+    let root = tempfile::tempdir().unwrap();
+    let net = LocalNetwork::new();
+    let config = ReplicationConfig {
+        node_id: 1,
+        listen_address: addr(1),
+        heartbeat_interval_ms: 50,
+        election_timeout_min_ms: 5_000,
+        election_timeout_max_ms: 6_000,
+        wal_directory: root.path().to_path_buf(),
+        allow_plaintext_dev: true,
+        ..ReplicationConfig::default()
+    };
+    let node = ReplicationNode::start(&config, Arc::new(MemoryStore::new()), net.factory(1))
+        .await
+        .unwrap();
+    let ask = |candidate: NodeId| VoteRequest {
+        vote: openraft::Vote::new(5, candidate),
+        last_log_id: None,
+        leadership_transfer: false,
+    };
+    let first = node.raft().vote(ask(2)).await.unwrap();
+    assert!(first.is_granted_to(&openraft::Vote::new(5, 2)), "{first:?}");
+    for other in [3, 1, 0] {
+        let r = node.raft().vote(ask(other)).await.unwrap();
+        assert!(
+            !r.is_granted_to(&openraft::Vote::new(5, other)),
+            "term 5 granted to {other} after 2: {r:?}"
+        );
+    }
+    // The same candidate asking again is fine; a higher term is a new election.
+    assert!(node
+        .raft()
+        .vote(ask(2))
+        .await
+        .unwrap()
+        .is_granted_to(&openraft::Vote::new(5, 2)));
+    let next = VoteRequest {
+        vote: openraft::Vote::new(6, 3),
+        last_log_id: None,
+        leadership_transfer: false,
+    };
+    assert!(node
+        .raft()
+        .vote(next)
+        .await
+        .unwrap()
+        .is_granted_to(&openraft::Vote::new(6, 3)));
+    node.shutdown().await.unwrap();
 }

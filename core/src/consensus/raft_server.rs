@@ -253,7 +253,7 @@ impl State {
 
     /// For AppendEntries, snapshots and TransferLeader: the leader they name must be the peer.
     fn check_leader(&self, peer: &PeerInfo, what: &str, vote: &Vote) -> Result<(), RemoteError> {
-        let claimed = vote.leader_id.node_id;
+        let claimed = vote.leader_id.voted_for;
         if self.sender_is(peer, claimed) {
             return Ok(());
         }
@@ -467,7 +467,7 @@ impl ConnectionState {
 
     fn queue_append(
         &mut self,
-        payload: &[u8],
+        payload: &Bytes,
     ) -> Result<impl Future<Output = Result<Bytes, RemoteError>>, RemoteError> {
         let state = &self.state;
         let req = append_codec::decode_request(payload).map_err(|e| state.malformed(e))?;
