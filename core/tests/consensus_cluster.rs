@@ -311,7 +311,11 @@ async fn leader_kills_lose_no_acked_write_and_terms_have_one_leader() {
                 "LSN {lsn}"
             );
             // The proposing leader is recorded as the write's origin, on every replica.
-            assert!((1..=5).contains(&rec.origin), "LSN {lsn}: origin {}", rec.origin);
+            assert!(
+                (1..=5).contains(&rec.origin),
+                "LSN {lsn}: origin {}",
+                rec.origin
+            );
         }
         // Bring the dead node back (same WAL directory, empty in-memory store).
         c.start(old, Arc::new(MemoryStore::new())).await;
