@@ -311,3 +311,38 @@ async fn follower_bounded_reads_respect_the_staleness_bound() {
     assert!(s.refused_stale >= 1, "{s:?}");
     assert!(s.follower_bounded >= 3, "{s:?}");
 }
+
+/// Read-your-acknowledged-writes: a linearizable read right after a SEMI_SYNC or SYNC write
+/// returned must see it. The acknowledgement can reach the caller a moment before the leader's
+/// core moves its commit index (the read index), so reads also wait for the highest write the
+/// leader acknowledged; without that, this loop saw the previous value now and then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn linearizable_reads_see_every_acknowledged_write() {
+    let c = Cluster::new(
+        3,
+        Timings {
+            heartbeat: 50,
+            election: (150, 300),
+            replication_timeout: 2000,
+        },
+    )
+    .await;
+    let leader = c.wait_leader(&[1, 2, 3], None).await;
+    let n = c.nodes[&leader].clone();
+    for i in 0..300u32 {
+        let mode = if i % 2 == 0 {
+            ReplicationMode::SemiSync
+        } else {
+            ReplicationMode::Sync
+        };
+        let value = i.to_string();
+        n.append(put("ryw", value.as_bytes()), Some(mode))
+            .await
+            .unwrap();
+        let got = n
+            .read("docs", "ryw", ReadConsistency::Linearizable)
+            .await
+            .unwrap();
+        assert_eq!(got, bytes(value.as_bytes()), "write {i}");
+    }
+}

@@ -163,6 +163,12 @@ pub struct ReplicationNode {
     /// Writes waiting for SEMI_SYNC / SYNC acknowledgements, and the task releasing them.
     acks: AckWaiters,
     ack_task: tokio::task::JoinHandle<()>,
+    /// (term, LSN) of the highest write this node acknowledged as SEMI_SYNC or SYNC while
+    /// leading that term. A linearizable read waits until it has applied that LSN too: the
+    /// acknowledgement comes from the followers' matched LSNs and can reach the caller a moment
+    /// before openraft's core has counted its own flush and moved the commit index, so the read
+    /// index alone could miss a write the caller already saw acknowledged.
+    pub(super) acked: parking_lot::Mutex<(u64, Lsn)>,
 }
 
 impl Drop for ReplicationNode {
@@ -268,6 +274,7 @@ impl ReplicationNode {
             monitor,
             acks,
             ack_task,
+            acked: parking_lot::Mutex::new((0, 0)),
             policy: RwLock::new(AckPolicy {
                 mode: config.mode,
                 min_sync_replicas: config.min_sync_replicas,
@@ -488,7 +495,14 @@ impl ReplicationNode {
         loop {
             tokio::select! {
                 r = &mut wait.rx => return match r {
-                    Ok(Ok(())) => Ok(lsn),
+                    Ok(Ok(())) => {
+                        let term = log_id.leader_id.term;
+                        let mut acked = self.acked.lock();
+                        if (term, lsn) > *acked {
+                            *acked = (term, lsn);
+                        }
+                        Ok(lsn)
+                    }
                     Ok(Err(reason)) => Err(unknown(format!(
                         "{reason} ({} acknowledgements pending)",
                         policy.mode

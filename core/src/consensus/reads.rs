@@ -6,7 +6,8 @@
 //!   so no other leader can exist yet). When the lease is not valid it falls back to ReadIndex:
 //!   it sends a heartbeat round and needs a quorum to acknowledge it. Either way it gets a read
 //!   index (the last committed LSN, at least its own first entry), waits until it has applied
-//!   that far and then reads. A leader that cannot reach a quorum refuses with
+//!   that far, and also past every write it acknowledged as SEMI_SYNC / SYNC in this term
+//!   (such an ack can precede the commit index by a moment), and then reads. A leader that cannot reach a quorum refuses with
 //!   [`ConsensusError::QuorumUnavailable`]: with check-quorum a cut-off leader keeps the leader
 //!   role, so the gate is the lease / quorum round, never `is_leader()`.
 //! - [`ReadConsistency::LeaderLocal`] (leader only). No quorum round: waits until the leader has
@@ -206,7 +207,25 @@ impl ReplicationNode {
             }
             Err(e) => return Err(linearize_err(e)),
         };
+        let term = lin.read_log_id().log_id().leader_id.term;
+        let read_index = lin.read_log_id().log_id().index;
         self.await_applied(lin, deadline).await?;
+        // Writes this leader acknowledged in this term may be ahead of the read index for a
+        // moment (see `ReplicationNode::acked`): include them.
+        let (acked_term, acked_lsn) = *self.acked.lock();
+        if acked_term == term && acked_lsn > read_index {
+            self.wait_applied_until(acked_lsn, deadline)
+                .await
+                .map_err(|_| {
+                    ConsensusError::Timeout(
+                        self.timeout,
+                        format!(
+                            "node {} did not apply acknowledged LSN {acked_lsn} in time",
+                            self.id
+                        ),
+                    )
+                })?;
+        }
         Ok(path)
     }
 
