@@ -395,7 +395,6 @@ impl ReplicationNode {
             }
         }
         write.hlc = self.hlc.now().0;
-        write.origin = self.id;
         loop {
             let rid = self.next_request.fetch_add(1, Ordering::Relaxed);
             write.request_id = rid;
