@@ -114,9 +114,12 @@ def test_second_open_of_a_directory_is_a_wal_error_naming_it(open_wal: OpenWal, 
 
 
 def _three_segments(wal_dir: Path) -> list[Path]:
+    # sync() after each append writes it out alone, so every record is its own frame
+    # (appends between two write-outs would share one).
     with replication.Wal(wal_dir, durability="none", segment_size_bytes=4096) as wal:
         for i in range(120):
             wal.append("insert", "c", str(i), os.urandom(100))
+            wal.sync()
         paths = wal.segment_paths()
     assert len(paths) >= 3
     return paths
