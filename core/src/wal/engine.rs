@@ -478,11 +478,9 @@ impl Wal {
         let mut io = inner.io.lock();
         let mut st = inner.state.lock();
         // Open records are dropped with everything else; no need to frame them.
-        for mut o in std::mem::take(&mut st.open) {
-            o.raw.clear();
-            st.spare_raw.push(o.raw);
+        for o in std::mem::take(&mut st.open) {
+            st.recycle_raw(o.raw);
         }
-        st.spare_raw.truncate(2);
         let chunks = std::mem::take(&mut st.pending);
         st.pending_bytes = 0;
         let result = inner.write_chunks(&mut io, chunks).and_then(|spare| {
@@ -651,15 +649,20 @@ impl AppendState {
 
     /// Moves framed open records into `pending`, keeping their buffers for reuse.
     fn push_framed(&mut self, framed: Vec<(OpenFrame, EncodedFrame)>, segment_size: u64) {
-        for (mut open, mut frame) in framed {
+        for (open, mut frame) in framed {
             let header = frame.seal(open.first_lsn);
             self.push_frame(&frame.bytes, header, segment_size);
             frame.bytes.clear();
             ENCODE_SCRATCH.with(|s| *s.borrow_mut() = frame.bytes);
-            if self.spare_raw.len() < 2 {
-                open.raw.clear();
-                self.spare_raw.push(open.raw);
-            }
+            self.recycle_raw(open.raw);
+        }
+    }
+
+    /// Keeps up to two emptied open-frame buffers for the next appends.
+    fn recycle_raw(&mut self, mut raw: Vec<u8>) {
+        if self.spare_raw.len() < 2 {
+            raw.clear();
+            self.spare_raw.push(raw);
         }
     }
 
@@ -675,21 +678,30 @@ impl AppendState {
     }
 }
 
-/// Frames (and compresses) open record groups; the caller then pushes them in order.
-fn frame_open(
-    open: Vec<OpenFrame>,
-    compression: &super::Compression,
-) -> std::io::Result<Vec<(OpenFrame, EncodedFrame)>> {
-    let mut framed = Vec::with_capacity(open.len());
-    for o in open {
-        let scratch = ENCODE_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        let frame = encode_raw_frame(&o.raw, o.record_count, o.max_hlc, compression, scratch)?;
-        framed.push((o, frame));
-    }
-    Ok(framed)
-}
-
 impl Inner {
+    /// Frames (and compresses) open record groups; the caller then pushes them in order. A
+    /// failure poisons the WAL: the records had LSNs but are now nowhere.
+    fn frame_open(&self, open: Vec<OpenFrame>) -> Result<Vec<(OpenFrame, EncodedFrame)>> {
+        let mut framed = Vec::with_capacity(open.len());
+        for o in open {
+            let scratch = ENCODE_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            let frame = encode_raw_frame(
+                &o.raw,
+                o.record_count,
+                o.max_hlc,
+                &self.opts.compression,
+                scratch,
+            )
+            .map_err(|e| {
+                let e = WalError::io(&self.opts.dir, e);
+                self.poison(&e);
+                e
+            })?;
+            framed.push((o, frame));
+        }
+        Ok(framed)
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(WalError::Closed);
@@ -770,19 +782,7 @@ impl Inner {
         // Framing runs under `io` only: appenders keep adding to new open frames meanwhile,
         // and since every framing holds `io`, frames reach `pending` in LSN order.
         let open = std::mem::take(&mut self.state.lock().open);
-        let framed = if open.is_empty() {
-            Vec::new()
-        } else {
-            match frame_open(open, &self.opts.compression) {
-                Ok(f) => f,
-                Err(e) => {
-                    // The records had LSNs but are now nowhere: refuse further writes.
-                    let e = WalError::io(&self.opts.dir, e);
-                    self.poison(&e);
-                    return Err(e);
-                }
-            }
-        };
+        let framed = self.frame_open(open)?;
         let (chunks, upto) = {
             let mut st = self.state.lock();
             st.push_framed(framed, self.opts.segment_size_bytes);
@@ -902,14 +902,8 @@ impl Inner {
         // Appenders wait on `state` for the whole truncation: their LSNs depend on it.
         let mut st = self.state.lock();
         let open = std::mem::take(&mut st.open);
-        match frame_open(open, &self.opts.compression) {
-            Ok(framed) => st.push_framed(framed, self.opts.segment_size_bytes),
-            Err(e) => {
-                let e = WalError::io(&self.opts.dir, e);
-                self.poison(&e);
-                return Err(e);
-            }
-        }
+        let framed = self.frame_open(open)?;
+        st.push_framed(framed, self.opts.segment_size_bytes);
         let chunks = std::mem::take(&mut st.pending);
         st.pending_bytes = 0;
         match self.write_chunks(&mut io, chunks) {
