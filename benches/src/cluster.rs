@@ -81,6 +81,8 @@ pub struct ClusterSettings {
     pub min_sync_replicas: u32,
     /// `enable_wal_compression` of every node (the config default is on).
     pub wal_compression: bool,
+    /// `compression_level` of every node.
+    pub compression_level: i32,
     /// `wal_zero_fill_ahead` of every node (the config default is on).
     pub wal_zero_fill: bool,
 }
@@ -91,6 +93,9 @@ impl ClusterSettings {
         ClusterSettings {
             wal_compression: opts.cluster_wal_compression == crate::scenarios::Switch::On,
             wal_zero_fill: opts.cluster_wal_zero_fill == crate::scenarios::Switch::On,
+            compression_level: opts
+                .cluster_compression_level
+                .unwrap_or(ReplicationConfig::default().compression_level),
             ..ClusterSettings::default()
         }
     }
@@ -109,6 +114,7 @@ impl Default for ClusterSettings {
             min_sync_replicas: 1,
             wal_compression: d.enable_wal_compression,
             wal_zero_fill: d.wal_zero_fill_ahead,
+            compression_level: d.compression_level,
         }
     }
 }
@@ -186,6 +192,7 @@ impl InProcessCluster {
                 wal_directory: dir.path().join(format!("node-{id}")),
                 enable_wal_compression: settings.wal_compression,
                 wal_zero_fill_ahead: settings.wal_zero_fill,
+                compression_level: settings.compression_level,
                 cert_path: Some(tls.cert_path),
                 key_path: Some(tls.key_path),
                 ca_path: Some(tls.ca_path),

@@ -48,6 +48,8 @@ struct Cluster {
     mode: ReplicationMode,
     nodes: Arc<Mutex<BTreeMap<NodeId, Arc<ReplicationNode>>>>,
     stores: BTreeMap<NodeId, Arc<MemoryStore>>,
+    /// (heartbeat, election min, election max) in ms.
+    timings: (u64, u64, u64),
 }
 
 impl Cluster {
@@ -57,9 +59,9 @@ impl Cluster {
             listen_address: addr(id),
             mode: self.mode,
             min_sync_replicas: 1,
-            heartbeat_interval_ms: 50,
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
+            heartbeat_interval_ms: self.timings.0,
+            election_timeout_min_ms: self.timings.1,
+            election_timeout_max_ms: self.timings.2,
             replication_timeout_ms: 2000,
             wal_directory: self.root.path().join(format!("n{id}")),
             allow_plaintext_dev: true,
@@ -79,7 +81,17 @@ impl Cluster {
 
     /// Starts nodes 1..=n (all of `all_ids` known as peers) and initializes `1..=n` as voters.
     async fn new(n: u64, all: u64, mode: ReplicationMode) -> Cluster {
+        Cluster::with_timings(n, all, mode, (50, 150, 300)).await
+    }
+
+    async fn with_timings(
+        n: u64,
+        all: u64,
+        mode: ReplicationMode,
+        timings: (u64, u64, u64),
+    ) -> Cluster {
         let mut c = Cluster {
+            timings,
             net: LocalNetwork::new(),
             root: tempfile::tempdir().unwrap(),
             all_ids: (1..=all).collect(),
@@ -498,4 +510,123 @@ async fn learner_is_added_and_promoted() {
     c.wait_applied(lsn).await;
     c.assert_identical();
     assert_eq!(c.stores[&4].len(), 11);
+}
+
+/// One leader per term is a property of the vote itself: a node that granted term T to one
+/// candidate refuses every other candidate in term T. (openraft's default `leader_id_adv`
+/// would grant it to any candidate with a higher node id, so two nodes could lead term T in
+/// turn; the sampler in `leader_kills_...` once caught exactly that.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vote_granted_in_a_term_is_never_granted_to_another_candidate() {
+    use openraft::raft::VoteRequest;
+    let root = tempfile::tempdir().unwrap();
+    let net = LocalNetwork::new();
+    let config = ReplicationConfig {
+        node_id: 1,
+        listen_address: addr(1),
+        heartbeat_interval_ms: 50,
+        election_timeout_min_ms: 5_000,
+        election_timeout_max_ms: 6_000,
+        wal_directory: root.path().to_path_buf(),
+        allow_plaintext_dev: true,
+        ..ReplicationConfig::default()
+    };
+    let node = ReplicationNode::start(&config, Arc::new(MemoryStore::new()), net.factory(1))
+        .await
+        .unwrap();
+    let ask = |candidate: NodeId| VoteRequest {
+        vote: openraft::Vote::new(5, candidate),
+        last_log_id: None,
+        leadership_transfer: false,
+    };
+    let first = node.raft().vote(ask(2)).await.unwrap();
+    assert!(first.is_granted_to(&openraft::Vote::new(5, 2)), "{first:?}");
+    for other in [3, 1, 0] {
+        let r = node.raft().vote(ask(other)).await.unwrap();
+        assert!(
+            !r.is_granted_to(&openraft::Vote::new(5, other)),
+            "term 5 granted to {other} after 2: {r:?}"
+        );
+    }
+    // The same candidate asking again is fine; a higher term is a new election.
+    assert!(node
+        .raft()
+        .vote(ask(2))
+        .await
+        .unwrap()
+        .is_granted_to(&openraft::Vote::new(5, 2)));
+    let next = VoteRequest {
+        vote: openraft::Vote::new(6, 3),
+        last_log_id: None,
+        leadership_transfer: false,
+    };
+    assert!(node
+        .raft()
+        .vote(next)
+        .await
+        .unwrap()
+        .is_granted_to(&openraft::Vote::new(6, 3)));
+    node.shutdown().await.unwrap();
+}
+
+/// With one vote per term, two followers campaigning at the same moment split the vote. The
+/// split-vote breaker makes the preferred candidate (longest log, then highest id) campaign
+/// again at once; without it the next attempt waits a whole election timeout (>= 1 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_split_vote_is_broken_without_waiting_another_election_timeout() {
+    // The lease (1.1 s) ends well before the first election timer (>= 2.1 s after the last
+    // heartbeat), which leaves a window to make both followers campaign together.
+    let mut c = Cluster::with_timings(3, 3, ReplicationMode::SemiSync, (100, 1000, 1100)).await;
+    let mut splits = 0;
+    for round in 0..3 {
+        let (leader, _) = c.wait_leader(None).await;
+        let lsn = c
+            .node(leader)
+            .append(put(&format!("d{round}"), b"x"), None)
+            .await
+            .unwrap();
+        c.wait_applied(lsn).await;
+        let followers: Vec<NodeId> = c.live().into_iter().filter(|n| *n != leader).collect();
+        let term = c.node(leader).term();
+        let broken_before: u64 = followers
+            .iter()
+            .map(|f| c.node(*f).split_votes_broken())
+            .sum();
+        c.kill(leader).await;
+        tokio::time::sleep(Duration::from_millis(1250)).await;
+        let (a, b) = (c.node(followers[0]), c.node(followers[1]));
+        let started = Instant::now();
+        let (ta, tb) = (a.raft().trigger(), b.raft().trigger());
+        let (ra, rb) = tokio::join!(ta.elect(false), tb.elect(false));
+        ra.unwrap();
+        rb.unwrap();
+        let (new_leader, _) = c.wait_leader(Some(leader)).await;
+        let took = started.elapsed();
+        let new_term = c.node(new_leader).term();
+        let broken: u64 = followers
+            .iter()
+            .map(|f| c.node(*f).split_votes_broken())
+            .sum::<u64>()
+            - broken_before;
+        println!("round {round}: term {term} -> {new_term}, leader {new_leader} after {took:?}, splits broken {broken}");
+        if new_term == term + 2 {
+            // Term + 1 split; exactly one candidate campaigned again.
+            assert_eq!(broken, 1, "one candidate breaks the split");
+            assert!(
+                took < Duration::from_millis(800),
+                "split resolved after {took:?}: that is another election timeout"
+            );
+            splits += 1;
+        } else {
+            assert_eq!(new_term, term + 1, "no split: one election");
+            assert_eq!(broken, 0);
+        }
+        // Bring the old leader back with its store (a durable host).
+        let store = c.stores[&leader].clone();
+        c.start(leader, store).await;
+    }
+    assert!(
+        splits > 0,
+        "no split vote happened in 3 rounds: the test proved nothing"
+    );
 }

@@ -444,12 +444,12 @@ async fn learner_catches_up_from_a_chunked_snapshot() {
 fn vote_request(
     term: u64,
     candidate: NodeId,
-    last: Option<(u64, u64, u64)>,
+    last: Option<(u64, u64)>,
     leadership_transfer: bool,
 ) -> VoteRequest<C> {
     VoteRequest {
         vote: openraft::Vote::new(term, candidate),
-        last_log_id: last.map(|(t, n, i)| log_id(t, n, i)),
+        last_log_id: last.map(|(t, i)| log_id(t, i)),
         leadership_transfer,
     }
 }
@@ -479,7 +479,7 @@ async fn forged_replayed_and_spoofed_rpcs_are_refused_and_counted() {
         .unwrap_or(&leader);
     let mallory = c.raw_client(3, target).await;
     assert_eq!(mallory.peer().node_id, Some(target));
-    let far_ahead = Some((term + 100, 3, 1_000_000));
+    let far_ahead = Some((term + 100, 1_000_000));
 
     // 1. Node 3's certificate, but a vote for candidate 2 signed with node 2's real key: a
     //    transfer vote with a huge term that would depose the leader if it got through.

@@ -127,6 +127,7 @@ pub struct NodeMetrics {
     read_paths: IntCounterVec,
     reads_refused: IntCounterVec,
     elections: IntCounter,
+    split_votes_broken: IntCounter,
     leader_changes: IntCounter,
     rejected_votes: IntCounterVec,
     writes: IntCounterVec,
@@ -285,6 +286,11 @@ impl NodeMetrics {
             "Term changes this node has seen since it started (each new term is one election)",
         )?;
         r.register(Box::new(elections.clone()))?;
+        let split_votes_broken = IntCounter::new(
+            "split_votes_broken_total",
+            "Split votes this node broke by campaigning again at once as the preferred candidate",
+        )?;
+        r.register(Box::new(split_votes_broken.clone()))?;
         let leader_changes = IntCounter::new(
             "leader_changes_total",
             "Changes of the known leader this node has seen since it started",
@@ -347,6 +353,7 @@ impl NodeMetrics {
             read_paths,
             reads_refused,
             elections,
+            split_votes_broken,
             leader_changes,
             rejected_votes,
             writes,
@@ -418,6 +425,9 @@ impl NodeMetrics {
         self.durable_lsn.set(clamp(s.durable_lsn));
         self.commit_lsn.set(clamp(s.commit_lsn.unwrap_or(0)));
         self.applied_lsn.set(clamp(s.applied_lsn.unwrap_or(0)));
+        let broken = node.split_votes_broken();
+        self.split_votes_broken
+            .inc_by(broken.saturating_sub(self.split_votes_broken.get()));
         // Followers come and go with membership and leadership: rebuild rather than update,
         // so a former follower's lag does not linger as a stale series.
         self.follower_matched.reset();

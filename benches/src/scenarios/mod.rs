@@ -98,9 +98,13 @@ pub struct Options {
     #[arg(long, default_value_t = 10.0)]
     pub max_secs: f64,
     /// cluster-lag, cluster-max: zstd compression of the nodes' WAL frames (`on` = the config
-    /// default, level `compression_level` = 3 for batches of at least 1 KiB).
+    /// default, level `compression_level` for frames of at least 1 KiB).
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub cluster_wal_compression: Switch,
+    /// cluster-lag, cluster-max: zstd level of the nodes' WAL frames (default: the config's
+    /// `compression_level`).
+    #[arg(long)]
+    pub cluster_compression_level: Option<i32>,
     /// cluster-lag, cluster-max: zero-fill the nodes' active WAL segments ahead of appends
     /// (`on` = the config default, `wal_zero_fill_ahead`).
     #[arg(long, value_enum, default_value_t = Switch::On)]

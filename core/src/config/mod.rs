@@ -162,7 +162,9 @@ pub struct ReplicationConfig {
     pub election_timeout_min_ms: u64,
     /// Upper bound (exclusive) of the randomised election timeout, and the leader lease. See
     /// `election_timeout_min_ms` for the failover arithmetic. The spread between min and max is
-    /// what keeps followers from campaigning at the same moment and splitting the vote.
+    /// what keeps followers from campaigning at the same moment and splitting the vote; when
+    /// they do split, the preferred candidate campaigns again at once (consensus/split_vote.rs)
+    /// rather than after another election timeout.
     #[serde(default = "defaults::election_timeout_max_ms")]
     pub election_timeout_max_ms: u64,
     /// How long the leader waits for replica confirmations before a SYNC write fails (or a

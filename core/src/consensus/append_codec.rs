@@ -17,8 +17,9 @@ use super::rpc_kinds::CodecError;
 use super::types::{log_id, ClientWrite, Entry, EntryPayload, LogId, Vote, C};
 use crate::wal::Operation;
 
-/// Version byte of both layouts below.
-pub const APPEND_CODEC_VERSION: u8 = 1;
+/// Version byte of both layouts below. Version 2: log ids are (term, index), as there is one
+/// leader per term; write entries carry their origin node.
+pub const APPEND_CODEC_VERSION: u8 = 2;
 
 const ENTRY_BLANK: u8 = 0;
 const ENTRY_WRITE: u8 = 1;
@@ -29,18 +30,17 @@ const RESULT_MATCHED: u8 = 1;
 const RESULT_CONFLICT: u8 = 2;
 const RESULT_HIGHER_VOTE: u8 = 3;
 
-/// Smallest encoded entry (a blank one): log id (24) + kind (1). Bounds the pre-allocation.
-const MIN_ENTRY_LEN: usize = 25;
+/// Smallest encoded entry (a blank one): log id (16) + kind (1). Bounds the pre-allocation.
+const MIN_ENTRY_LEN: usize = 17;
 
 fn put_vote(b: &mut BytesMut, v: &Vote) {
     b.put_u64_le(v.leader_id.term);
-    b.put_u64_le(v.leader_id.node_id);
+    b.put_u64_le(v.leader_id.voted_for);
     b.put_u8(u8::from(v.committed));
 }
 
 fn put_log_id(b: &mut BytesMut, l: &LogId) {
     b.put_u64_le(l.leader_id.term);
-    b.put_u64_le(l.leader_id.node_id);
     b.put_u64_le(l.index);
 }
 
@@ -66,21 +66,21 @@ fn encoded_entry_len(e: &Entry) -> usize {
         + match &e.payload {
             EntryPayload::Blank => 0,
             EntryPayload::Write(w) => {
-                1 + 8 + 9 + 12 + w.collection.len() + w.doc_id.len() + w.payload.len()
+                1 + 8 + 8 + 9 + 12 + w.collection.len() + w.doc_id.len() + w.payload.len()
             }
             EntryPayload::Membership(_) => 256,
         }
 }
 
 // Format: AppendEntries request, binary (payload of KIND_APPEND_STREAM; integers little-endian)
-//   u8        version (1)
-//   vote      u64 term, u64 leader node id, u8 committed (0/1)
-//   log id?   prev_log_id:   u8 present (0/1) [, u64 term, u64 node id, u64 index]
+//   u8        version (2)
+//   vote      u64 term, u64 voted-for node id, u8 committed (0/1)
+//   log id?   prev_log_id:   u8 present (0/1) [, u64 term, u64 index]
 //   log id?   leader_commit: same layout
 //   u32       entry count N, then N entries:
-//     u64 term, u64 leader node id, u64 index      the entry's log id
+//     u64 term, u64 index      the entry's log id
 //     u8  kind: 0 blank | 1 write | 2 membership
-//     write:      u8 op (1..=249), u64 hlc, u8 has_txn (0/1) [, u64 txn id],
+//     write:      u8 op (1..=249), u64 hlc, u64 origin node id, u8 has_txn (0/1) [, u64 txn id],
 //                 u32 len + collection (UTF-8), u32 len + doc id (UTF-8), u32 len + payload
 //     membership: u32 len + the openraft Membership as JSON
 pub fn encode_request(req: &AppendEntriesRequest<C>) -> Result<Bytes, CodecError> {
@@ -99,6 +99,7 @@ pub fn encode_request(req: &AppendEntriesRequest<C>) -> Result<Bytes, CodecError
                 b.put_u8(ENTRY_WRITE);
                 b.put_u8(w.op.code());
                 b.put_u64_le(w.hlc);
+                b.put_u64_le(w.origin);
                 match w.txn_id {
                     None => b.put_u8(0),
                     Some(t) => {
@@ -145,6 +146,7 @@ pub fn decode_request(payload: &Bytes) -> Result<AppendEntriesRequest<C>, CodecE
                     _ => return Err(r.invalid(format!("operation code {code} in a write entry"))),
                 };
                 let hlc = r.u64()?;
+                let origin = r.u64()?;
                 let txn_id = match r.u8()? {
                     0 => None,
                     1 => Some(r.u64()?),
@@ -160,6 +162,7 @@ pub fn decode_request(payload: &Bytes) -> Result<AppendEntriesRequest<C>, CodecE
                     payload,
                     txn_id,
                     hlc,
+                    origin,
                     request_id: 0,
                 })
             }
@@ -189,11 +192,11 @@ pub fn decode_request(payload: &Bytes) -> Result<AppendEntriesRequest<C>, CodecE
 }
 
 // Format: AppendEntries result, binary (response payload of KIND_APPEND_STREAM)
-//   u8  version (1)
+//   u8  version (2)
 //   u8  outcome: 0 matched nothing | 1 matched log id | 2 conflict at log id | 3 higher vote
-//   then for 1 and 2 a log id (u64 term, u64 node id, u64 index), for 3 a vote (as above)
+//   then for 1 and 2 a log id (u64 term, u64 index), for 3 a vote (as above)
 pub fn encode_result(res: &StreamAppendResult<C>) -> Bytes {
-    let mut b = BytesMut::with_capacity(2 + 25);
+    let mut b = BytesMut::with_capacity(2 + 17);
     b.put_u8(APPEND_CODEC_VERSION);
     match res {
         Ok(None) => b.put_u8(RESULT_MATCHED_NONE),
@@ -301,9 +304,8 @@ impl<'a> Reader<'a> {
 
     fn log_id(&mut self) -> Result<LogId, CodecError> {
         let term = self.u64()?;
-        let node = self.u64()?;
         let index = self.u64()?;
-        Ok(log_id(term, node, index))
+        Ok(log_id(term, index))
     }
 
     fn opt_log_id(&mut self) -> Result<Option<LogId>, CodecError> {
@@ -357,9 +359,10 @@ mod tests {
         let mut w = ClientWrite::new(Operation::Update, "users", format!("u{index}"), payload);
         w.txn_id = txn;
         w.hlc = 0x1234_5678_9abc_def0 ^ index;
+        w.origin = 5;
         w.request_id = 99; // local only: must not travel
         openraft::Entry {
-            log_id: log_id(3, 1, index),
+            log_id: log_id(3, index),
             payload: EntryPayload::Write(w),
         }
     }
@@ -370,7 +373,7 @@ mod tests {
             .collect();
         let voters = vec![BTreeSet::from([1, 2, 3])];
         openraft::Entry {
-            log_id: log_id(3, 1, index),
+            log_id: log_id(3, index),
             payload: EntryPayload::Membership(openraft::Membership::new(voters, nodes).unwrap()),
         }
     }
@@ -378,8 +381,8 @@ mod tests {
     fn request(entries: Vec<Entry>) -> AppendEntriesRequest<C> {
         AppendEntriesRequest {
             vote: openraft::Vote::new_committed(3, 1),
-            prev_log_id: Some(log_id(2, 2, 9)),
-            leader_commit: Some(log_id(2, 2, 8)),
+            prev_log_id: Some(log_id(2, 9)),
+            leader_commit: Some(log_id(2, 8)),
             entries,
         }
     }
@@ -404,7 +407,7 @@ mod tests {
     fn every_entry_kind_round_trips() {
         let req = request(vec![
             openraft::Entry {
-                log_id: log_id(3, 1, 10),
+                log_id: log_id(3, 10),
                 payload: EntryPayload::Blank,
             },
             write_entry(11, b"{\"a\":1}".to_vec(), None),
@@ -427,8 +430,8 @@ mod tests {
     fn results_round_trip() {
         let cases: Vec<StreamAppendResult<C>> = vec![
             Ok(None),
-            Ok(Some(log_id(4, 2, 77))),
-            Err(StreamAppendError::Conflict(log_id(1, 1, 3))),
+            Ok(Some(log_id(4, 77))),
+            Err(StreamAppendError::Conflict(log_id(1, 3))),
             Err(StreamAppendError::HigherVote(
                 openraft::Vote::new_committed(9, 3),
             )),
@@ -436,10 +439,12 @@ mod tests {
         for c in cases {
             assert_eq!(decode_result(&encode_result(&c)).unwrap(), c);
         }
-        assert!(decode_result(&[1, 9]).is_err());
-        assert!(decode_result(&[2, 0]).is_err());
-        assert!(decode_result(&[1, 1, 0]).is_err());
-        assert!(decode_result(&[1, 0, 0]).is_err()); // trailing byte
+        let v = APPEND_CODEC_VERSION;
+        assert!(decode_result(&[v, 9]).is_err());
+        assert!(decode_result(&[v + 1, 0]).is_err());
+        assert!(decode_result(&[v - 1, 0]).is_err()); // version 1 (adv log ids) is refused
+        assert!(decode_result(&[v, 1, 0]).is_err());
+        assert!(decode_result(&[v, 0, 0]).is_err()); // trailing byte
     }
 
     #[test]
@@ -457,26 +462,30 @@ mod tests {
         assert!(decode(&long).is_err());
         // A huge entry count allocates nothing up front and fails.
         let mut huge = good.clone();
-        let count_at = 1 + 17 + 25 + 25;
+        // version, vote (8 + 8 + 1), two optional log ids (1 + 8 + 8 each)
+        let count_at = 1 + 17 + 17 + 17;
         huge[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&huge).is_err());
         // Operation code 0 and reserved codes are refused.
-        let op_at = count_at + 4 + 24 + 1;
+        let op_at = count_at + 4 + 16 + 1;
         for code in [0u8, 250, 255] {
             let mut bad = good.clone();
             bad[op_at] = code;
             assert!(decode(&bad).is_err(), "op code {code}");
         }
         // A collection that is not UTF-8.
-        let coll_at = op_at + 1 + 8 + 1 + 4;
+        // op, hlc, origin, txn flag, collection length
+        let coll_at = op_at + 1 + 8 + 8 + 1 + 4;
         let mut bad = good.clone();
         bad[coll_at] = 0xff;
         let err = decode(&bad).unwrap_err().to_string();
         assert!(err.contains("not UTF-8"), "{err}");
         // Unknown version.
-        let mut bad = good;
-        bad[0] = 2;
-        assert!(decode(&bad).is_err());
+        for version in [1, APPEND_CODEC_VERSION + 1] {
+            let mut bad = good.clone();
+            bad[0] = version;
+            assert!(decode(&bad).is_err(), "version {version}");
+        }
     }
 
     proptest! {

@@ -133,7 +133,7 @@ impl WalLogStore {
                 .next()
                 .ok_or_else(|| io::Error::other("WAL lost its last record while opening"))?
                 .map_err(io_err)?;
-            Some(log_id(rec.term, rec.origin, rec.lsn))
+            Some(log_id(rec.term, rec.lsn))
         } else if purged.is_none() {
             entry0.as_ref().map(|e| e.log_id)
         } else {
@@ -298,7 +298,7 @@ fn flusher(wal: Wal, rx: mpsc::Receiver<FlushMsg>, shared: std::sync::Weak<Share
 }
 
 // Format: a Raft entry as a WAL record (see docs/FORMAT.md, "Raft entries in the WAL")
-//   term   = log_id.leader_id.term        origin = log_id.leader_id.node_id
+//   term   = log_id.leader_id.term        origin = the proposing leader (writes; 0 otherwise)
 //   LSN    = log_id.index (assigned by the WAL; checked to match)
 //   normal:     the client's op / collection / doc id / txn id / payload / hlc
 //   blank:      op = OP_BLANK (250), empty collection, doc id and payload
@@ -307,7 +307,6 @@ fn entry_to_record(e: &Entry) -> io::Result<NewRecord> {
     let lid = e.log_id;
     let mut rec = NewRecord::new(Operation::Other(OP_BLANK), "", "", Bytes::new());
     rec.term = lid.leader_id.term;
-    rec.origin = lid.leader_id.node_id;
     match &e.payload {
         EntryPayload::Blank => {}
         EntryPayload::Write(w) => {
@@ -317,6 +316,7 @@ fn entry_to_record(e: &Entry) -> io::Result<NewRecord> {
             rec.payload = w.payload.clone();
             rec.txn_id = w.txn_id;
             rec.hlc = HlcTimestamp(w.hlc);
+            rec.origin = w.origin;
         }
         EntryPayload::Membership(m) => {
             rec.op = Operation::Other(OP_MEMBERSHIP);
@@ -344,11 +344,12 @@ fn record_to_entry(r: Record) -> io::Result<Entry> {
             payload: r.payload,
             txn_id: r.txn_id,
             hlc: r.hlc.0,
+            origin: r.origin,
             request_id: 0,
         }),
     };
     Ok(openraft::Entry {
-        log_id: log_id(r.term, r.origin, r.lsn),
+        log_id: log_id(r.term, r.lsn),
         payload,
     })
 }

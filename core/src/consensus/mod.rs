@@ -12,6 +12,7 @@
 //!   membership).
 //! - [`reads`]: linearizable (lease, ReadIndex fallback), leader-local and bounded-staleness
 //!   follower reads.
+//! - [`split_vote`]: campaigns again at once when the vote split (one vote per term).
 //! - [`health`]: follower health and lag (entries, bytes, ms) and the lag alert.
 
 mod ack_waiters;
@@ -28,6 +29,7 @@ pub mod node;
 pub mod raft_server;
 pub mod reads;
 pub mod rpc_kinds;
+pub mod split_vote;
 mod state_file;
 pub mod state_machine;
 mod tail_cache;

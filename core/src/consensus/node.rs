@@ -34,6 +34,7 @@ use super::ack_waiters::AckWaiters;
 use super::health::{self, FollowerStatus, Health, LagAlert, LagAlertCounts, LagThresholds};
 use super::log_store::WalLogStore;
 use super::reads::{ReadCounters, ReadStats};
+use super::split_vote::SplitVoteBreaker;
 use super::state_machine::{ApplyHandler, StateMachine};
 use super::types::{
     ClientWrite, ConsensusRaft, LogId, NodeInfo, SnapshotData, C, RESERVED_OP_FIRST,
@@ -163,6 +164,9 @@ pub struct ReplicationNode {
     /// Writes waiting for SEMI_SYNC / SYNC acknowledgements, and the task releasing them.
     acks: AckWaiters,
     ack_task: tokio::task::JoinHandle<()>,
+    /// Campaigns again at once after a split vote (see split_vote.rs).
+    breaker: Arc<SplitVoteBreaker>,
+    breaker_task: tokio::task::JoinHandle<()>,
     /// (term, LSN) of the highest write this node acknowledged as SEMI_SYNC or SYNC while
     /// leading that term. A linearizable read waits until it has applied that LSN too: the
     /// acknowledgement comes from the followers' matched LSNs and can reach the caller a moment
@@ -175,6 +179,7 @@ impl Drop for ReplicationNode {
     fn drop(&mut self) {
         self.monitor.abort();
         self.ack_task.abort();
+        self.breaker_task.abort();
     }
 }
 
@@ -240,10 +245,11 @@ impl ReplicationNode {
         log.set_retention_segments(config.wal_retention_segments);
         let sm = StateMachine::open(apply.clone(), &state_dir)
             .map_err(|e| ConsensusError::Storage(e.to_string()))?;
+        let breaker = SplitVoteBreaker::new(config.node_id);
         let raft = ConsensusRaft::new(
             config.node_id,
             Arc::new(raft_config),
-            network,
+            breaker.watch(network),
             log.clone(),
             sm,
         )
@@ -262,6 +268,7 @@ impl ReplicationNode {
         let monitor = tokio::spawn(health::monitor(health.clone(), raft.clone(), period));
         let acks = AckWaiters::default();
         let ack_task = tokio::spawn(acks.clone().follow(raft.clone(), config.node_id));
+        let breaker_task = tokio::spawn(breaker.clone().run(raft.clone()));
         tracing::info!(node = config.node_id, mode = %config.mode, "replication node started");
         Ok(ReplicationNode {
             id: config.node_id,
@@ -274,6 +281,8 @@ impl ReplicationNode {
             monitor,
             acks,
             ack_task,
+            breaker,
+            breaker_task,
             acked: parking_lot::Mutex::new((0, 0)),
             policy: RwLock::new(AckPolicy {
                 mode: config.mode,
@@ -287,6 +296,11 @@ impl ReplicationNode {
 
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// Split votes this node broke by campaigning again at once (see split_vote.rs).
+    pub fn split_votes_broken(&self) -> u64 {
+        self.breaker.broken()
     }
 
     /// The openraft handle (to register with a network, or for advanced use).
@@ -395,6 +409,7 @@ impl ReplicationNode {
             }
         }
         write.hlc = self.hlc.now().0;
+        write.origin = self.id;
         loop {
             let rid = self.next_request.fetch_add(1, Ordering::Relaxed);
             write.request_id = rid;
@@ -709,6 +724,7 @@ impl ReplicationNode {
     /// Stops the node and closes its WAL (after a final sync).
     pub async fn shutdown(&self) -> Result<(), ConsensusError> {
         self.monitor.abort();
+        self.breaker_task.abort();
         // The ack task ends by itself once the Raft has stopped: its last metrics release
         // the waiting writes.
         self.raft.shutdown().await.map_err(raft_err)?;

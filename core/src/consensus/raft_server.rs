@@ -253,7 +253,7 @@ impl State {
 
     /// For AppendEntries, snapshots and TransferLeader: the leader they name must be the peer.
     fn check_leader(&self, peer: &PeerInfo, what: &str, vote: &Vote) -> Result<(), RemoteError> {
-        let claimed = vote.leader_id.node_id;
+        let claimed = vote.leader_id.voted_for;
         if self.sender_is(peer, claimed) {
             return Ok(());
         }

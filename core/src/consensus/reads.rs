@@ -299,7 +299,7 @@ impl ReplicationNode {
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         // An uncommitted vote is a candidate's, not an established leader's.
-        if !vote.committed || vote.leader_id.node_id == me {
+        if !vote.committed || vote.leader_id.voted_for == me {
             return Ok(None);
         }
         Ok(contact.map(|t| (ago(t.elapsed()), committed.map(|c| c.index))))

@@ -87,10 +87,9 @@ pub fn from_json<'a, T: Deserialize<'a>>(
 pub fn claim_of(req: &VoteRequest<C>, pre_vote: bool, nonce: u64) -> VoteClaim {
     VoteClaim {
         term: req.vote.leader_id.term,
-        candidate: req.vote.leader_id.node_id,
+        candidate: req.vote.leader_id.voted_for,
         last_log: req.last_log_id.map(|l| ClaimLogId {
             term: l.leader_id.term,
-            leader: l.leader_id.node_id,
             index: l.index,
         }),
         nonce,
@@ -244,7 +243,7 @@ mod tests {
     fn request(transfer: bool) -> VoteRequest<C> {
         VoteRequest {
             vote: openraft::Vote::new(7, 2),
-            last_log_id: Some(log_id(6, 1, 42)),
+            last_log_id: Some(log_id(6, 42)),
             leadership_transfer: transfer,
         }
     }
@@ -260,10 +259,7 @@ mod tests {
         assert_eq!(back.signature, env.signature);
         let claim = back.signed_vote(false).claim;
         assert!(claim.leadership_transfer);
-        assert_eq!(
-            claim.last_log.map(|l| (l.term, l.leader, l.index)),
-            Some((6, 1, 42))
-        );
+        assert_eq!(claim.last_log.map(|l| (l.term, l.index)), Some((6, 42)));
         assert_eq!(
             verifier.verify(&back.signed_vote(false)),
             VoteOutcome::Valid

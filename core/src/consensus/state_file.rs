@@ -8,12 +8,14 @@ use std::io::{self, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"REPLRAFT";
-const VERSION: u16 = 1;
+/// 2: log ids and votes in the bodies use standard Raft leader ids (a log id is term + index).
+/// Version 1 bodies held openraft's `leader_id_adv` ids and are refused with a clear error.
+const VERSION: u16 = 2;
 const HEADER_LEN: usize = 16;
 
 // Format: consensus state file (little-endian)
 //   0  [u8; 8] magic "REPLRAFT"
-//   8  u16 format version (1)
+//   8  u16 format version (2)
 //  10  u16 reserved (0)
 //  12  u32 body length B
 //  16  B bytes body (what the body holds depends on the file; see docs/FORMAT.md)

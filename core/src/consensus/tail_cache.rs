@@ -129,7 +129,7 @@ mod tests {
 
     fn entry(i: Lsn, payload: usize) -> Entry {
         openraft::Entry {
-            log_id: log_id(1, 1, i),
+            log_id: log_id(1, i),
             payload: EntryPayload::Write(ClientWrite::new(
                 Operation::Insert,
                 "c",

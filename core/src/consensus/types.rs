@@ -37,6 +37,9 @@ pub struct ClientWrite {
     pub txn_id: Option<u64>,
     /// HLC timestamp assigned by the leader that proposed the write (raw `HlcTimestamp.0`).
     pub hlc: u64,
+    /// Node id of the leader that proposed the write (set by it, like `hlc`; stored as the WAL
+    /// record's origin). 0 until proposed.
+    pub origin: u64,
     /// Identifies the proposal on the node that made it, so the log store can tell that node
     /// when the entry is durable (the ASYNC acknowledgement). Not stored in the WAL and not sent
     /// over the wire: entries read back or received carry 0.
@@ -58,6 +61,7 @@ impl ClientWrite {
             payload: payload.into(),
             txn_id: None,
             hlc: 0,
+            origin: 0,
             request_id: 0,
         }
     }
@@ -142,22 +146,22 @@ impl RaftPayload for EntryPayload {
 
 openraft::declare_raft_types!(
     /// Type configuration of the replication cluster. Unlisted types keep openraft's defaults:
-    /// `Term = u64`, `LeaderId = leader_id_adv::LeaderId` (term + node id), `Entry =
-    /// openraft::Entry`, `Responder = ProgressResponder`, `AsyncRuntime = TokioRuntime`.
+    /// `Term = u64`, `Entry = openraft::Entry`, `Responder = ProgressResponder`,
+    /// `AsyncRuntime = TokioRuntime`.
     ///
-    /// Known gap (issue 3, point 8): with `leader_id_adv` a voter that granted term T to
-    /// candidate A still grants term T to a candidate with a higher node id, so two nodes can
-    /// lead the same term one after the other (leadership is unique per (term, node id), and
-    /// safety holds, but "one leader per term" does not). `leader_id_std` fixes that, but then
-    /// two followers campaigning together split the vote and wait a whole election timeout
-    /// again (plus openraft's 2 x election_timeout_max "smaller log" delay): measured failover
-    /// p99 13.5 s at default timings. Switching needs a split-vote mitigation first.
+    /// `LeaderId` is standard Raft's (`leader_id_std`): at most one leader per term, because a
+    /// node grants one vote per term. openraft's default (`leader_id_adv`) orders leaders by
+    /// (term, node id) and lets a higher node id win the same term again, so two nodes could
+    /// each lead term T in turn; operators, metrics and the issue's guarantee read "term" as
+    /// one leadership. The price of one vote per term is split votes (two followers whose
+    /// timers fire together each vote for themselves); `split_vote.rs` breaks them at once.
     pub TypeConfig:
         D = ClientWrite,
         R = crate::Lsn,
         NodeId = u64,
         Node = NodeInfo,
         Payload = EntryPayload,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
 );
 
 pub type C = TypeConfig;
@@ -172,13 +176,8 @@ pub type SnapshotData = Vec<u8>;
 /// The Raft handle of a node.
 pub type ConsensusRaft = openraft::Raft<C, super::state_machine::StateMachine>;
 
-/// Builds a log id from the fields a WAL record stores.
-pub fn log_id(term: u64, leader: u64, index: u64) -> LogId {
-    openraft::LogId::new(
-        openraft::impls::leader_id_adv::LeaderId {
-            term,
-            node_id: leader,
-        },
-        index,
-    )
+/// Builds a log id from the fields a WAL record stores: with one leader per term, the term
+/// and the index identify an entry.
+pub fn log_id(term: u64, index: u64) -> LogId {
+    openraft::LogId::new_term_index(term, index)
 }

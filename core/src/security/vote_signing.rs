@@ -48,23 +48,23 @@ use crate::NodeId;
 
 /// Domain separation: a signature over these bytes can never be mistaken for a signature over
 /// any other message this system signs, now or later (other messages use other prefixes). The
-/// version moved to 2 when the leadership-transfer flag and the full last log id were added, so
-/// a version-1 signature never verifies as a version-2 claim.
-pub const VOTE_CLAIM_DOMAIN: &[u8; 24] = b"replication/vote-claim/2";
+/// version moved to 2 when the leadership-transfer flag and the full last log id were added,
+/// and to 3 when log ids became (term, index) (one leader per term), so a signature of one
+/// version never verifies as a claim of another.
+pub const VOTE_CLAIM_DOMAIN: &[u8; 24] = b"replication/vote-claim/3";
 /// Length of [`VoteClaim::signing_bytes`].
-pub const VOTE_CLAIM_SIGNING_LEN: usize = VOTE_CLAIM_DOMAIN.len() + 6 * 8 + 1;
+pub const VOTE_CLAIM_SIGNING_LEN: usize = VOTE_CLAIM_DOMAIN.len() + 5 * 8 + 1;
 
 const FLAG_PRE_VOTE: u8 = 1 << 0;
 const FLAG_LEADERSHIP_TRANSFER: u8 = 1 << 1;
 const FLAG_HAS_LAST_LOG: u8 = 1 << 2;
 const FLAG_VOTE_COMMITTED: u8 = 1 << 3;
 
-/// A log id as a vote claim names it: the term and node id of the leader that proposed the
-/// entry, and its index.
+/// A log id as a vote claim names it: the term of the leader that proposed the entry (one
+/// leader per term, so the term names it) and the entry's index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ClaimLogId {
     pub term: u64,
-    pub leader: NodeId,
     pub index: u64,
 }
 
@@ -111,35 +111,23 @@ impl VoteClaim {
     }
 
     /// The exact bytes that are signed.
-    // Format: vote claim signing input (73 bytes, integers little-endian)
-    //   0  [u8; 24] domain "replication/vote-claim/2"
+    // Format: vote claim signing input (65 bytes, integers little-endian)
+    //   0  [u8; 24] domain "replication/vote-claim/3"
     //  24  u64      term
     //  32  u64      candidate node id
     //  40  u64      last log id: term of its leader (0 when absent)
-    //  48  u64      last log id: node id of its leader (0 when absent)
-    //  56  u64      last log id: index (0 when absent)
-    //  64  u64      nonce
-    //  72  u8       flags: bit 0 pre-vote, bit 1 leadership transfer, bit 2 last log id
+    //  48  u64      last log id: index (0 when absent)
+    //  56  u64      nonce
+    //  64  u8       flags: bit 0 pre-vote, bit 1 leadership transfer, bit 2 last log id
     //               present, bit 3 vote committed; bits 4..8 zero
     pub fn signing_bytes(&self) -> [u8; VOTE_CLAIM_SIGNING_LEN] {
         let mut b = [0u8; VOTE_CLAIM_SIGNING_LEN];
         let d = VOTE_CLAIM_DOMAIN.len();
         b[..d].copy_from_slice(VOTE_CLAIM_DOMAIN);
-        let last = self.last_log.unwrap_or(ClaimLogId {
-            term: 0,
-            leader: 0,
-            index: 0,
-        });
-        for (i, v) in [
-            self.term,
-            self.candidate,
-            last.term,
-            last.leader,
-            last.index,
-            self.nonce,
-        ]
-        .into_iter()
-        .enumerate()
+        let last = self.last_log.unwrap_or(ClaimLogId { term: 0, index: 0 });
+        for (i, v) in [self.term, self.candidate, last.term, last.index, self.nonce]
+            .into_iter()
+            .enumerate()
         {
             b[d + 8 * i..d + 8 * (i + 1)].copy_from_slice(&v.to_le_bytes());
         }
@@ -154,7 +142,7 @@ impl VoteClaim {
                 flags |= bit;
             }
         }
-        b[d + 48] = flags;
+        b[d + 40] = flags;
         b
     }
 }
@@ -478,11 +466,7 @@ mod tests {
     use super::*;
 
     fn log(term: u64, index: u64) -> Option<ClaimLogId> {
-        Some(ClaimLogId {
-            term,
-            leader: 1,
-            index,
-        })
+        Some(ClaimLogId { term, index })
     }
 
     fn signed(
@@ -519,10 +503,9 @@ mod tests {
     fn every_tampered_field_breaks_the_signature() {
         let (signer, verifier) = setup();
         let vote = signed(&signer, 5, 4, 100, true);
-        let tamperings: [fn(&mut VoteClaim); 9] = [
+        let tamperings: [fn(&mut VoteClaim); 8] = [
             |c| c.term += 1,
             |c| c.last_log.as_mut().unwrap().term += 1,
-            |c| c.last_log.as_mut().unwrap().leader += 1,
             |c| c.last_log.as_mut().unwrap().index += 1,
             |c| c.last_log = None,
             |c| c.nonce += 1,
@@ -545,7 +528,7 @@ mod tests {
         sig.0[10] ^= 0x01;
         forged.signature = Some(sig);
         assert_eq!(verifier.verify(&forged), VoteOutcome::BadSignature);
-        assert_eq!(verifier.metrics().snapshot().bad_signature, 11);
+        assert_eq!(verifier.metrics().snapshot().bad_signature, 10);
         // The untouched original still verifies: failures did not poison the replay state.
         assert_eq!(verifier.verify(&vote), VoteOutcome::Valid);
     }
@@ -645,39 +628,26 @@ mod tests {
         let claim = VoteClaim {
             term: 0x0102,
             candidate: 3,
-            last_log: Some(ClaimLogId {
-                term: 4,
-                leader: 7,
-                index: 5,
-            }),
+            last_log: Some(ClaimLogId { term: 4, index: 5 }),
             nonce: 6,
             pre_vote: true,
             leadership_transfer: true,
             vote_committed: false,
         };
         let b = claim.signing_bytes();
-        assert_eq!(b.len(), 73);
-        assert_eq!(&b[..24], b"replication/vote-claim/2");
+        assert_eq!(b.len(), 65);
+        assert_eq!(&b[..24], b"replication/vote-claim/3");
         assert_eq!(&b[24..32], &0x0102u64.to_le_bytes());
         assert_eq!(&b[32..40], &3u64.to_le_bytes());
         assert_eq!(&b[40..48], &4u64.to_le_bytes());
-        assert_eq!(&b[48..56], &7u64.to_le_bytes());
-        assert_eq!(&b[56..64], &5u64.to_le_bytes());
-        assert_eq!(&b[64..72], &6u64.to_le_bytes());
-        assert_eq!(b[72], 0b0111);
+        assert_eq!(&b[48..56], &5u64.to_le_bytes());
+        assert_eq!(&b[56..64], &6u64.to_le_bytes());
+        assert_eq!(b[64], 0b0111);
         let empty = VoteClaim::new(1, 3, None).signing_bytes();
-        assert_eq!(&empty[40..64], &[0u8; 24]);
-        assert_eq!(empty[72], 0);
+        assert_eq!(&empty[40..56], &[0u8; 16]);
+        assert_eq!(empty[64], 0);
         // "No last log id" and "log id (0, 0, 0)" sign differently.
-        let zero = VoteClaim::new(
-            1,
-            3,
-            Some(ClaimLogId {
-                term: 0,
-                leader: 0,
-                index: 0,
-            }),
-        );
+        let zero = VoteClaim::new(1, 3, Some(ClaimLogId { term: 0, index: 0 }));
         assert_ne!(zero.signing_bytes(), empty);
     }
 
