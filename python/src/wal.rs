@@ -47,7 +47,7 @@ impl PyWal {
         durability = "every_commit",
         sync_interval_ms = None,
         compression = true,
-        compression_level = 3,
+        compression_level = 1,
         compression_min_batch_bytes = 1024,
         recovery_mode = "tolerate_torn_tail",
         zero_fill_ahead = true,

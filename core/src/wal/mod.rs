@@ -56,7 +56,8 @@ impl Default for Compression {
     fn default() -> Self {
         Compression {
             enabled: true,
-            level: 3,
+            // The config's default (see ReplicationConfig::compression_level for why 1).
+            level: 1,
             min_batch_bytes: 1024,
         }
     }

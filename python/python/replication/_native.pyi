@@ -154,7 +154,7 @@ class Wal:
         durability: Literal["every_commit", "interval", "none"] = "every_commit",
         sync_interval_ms: int | None = None,
         compression: bool = True,
-        compression_level: int = 3,
+        compression_level: int = 1,
         compression_min_batch_bytes: int = 1024,
         recovery_mode: Literal["tolerate_torn_tail", "absolute_consistency"] = "tolerate_torn_tail",
         zero_fill_ahead: bool = True,
