@@ -321,11 +321,11 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
-    fn string(&mut self, field: &str) -> Result<String, CodecError> {
+    fn string(&mut self, field: &str) -> Result<std::sync::Arc<str>, CodecError> {
         let at = self.pos;
         let b = self.bytes()?;
         std::str::from_utf8(b)
-            .map(str::to_owned)
+            .map(std::sync::Arc::from)
             .map_err(|e| CodecError::Invalid {
                 what: self.what,
                 offset: at,

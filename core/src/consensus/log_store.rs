@@ -311,8 +311,8 @@ fn entry_to_record(e: &Entry) -> io::Result<NewRecord> {
         EntryPayload::Blank => {}
         EntryPayload::Write(w) => {
             rec.op = w.op;
-            rec.collection = w.collection.clone();
-            rec.doc_id = w.doc_id.clone();
+            rec.collection = w.collection.to_string();
+            rec.doc_id = w.doc_id.to_string();
             rec.payload = w.payload.clone();
             rec.txn_id = w.txn_id;
             rec.hlc = HlcTimestamp(w.hlc);
@@ -339,8 +339,8 @@ fn record_to_entry(r: Record) -> io::Result<Entry> {
         }
         op => EntryPayload::Write(ClientWrite {
             op,
-            collection: r.collection,
-            doc_id: r.doc_id,
+            collection: r.collection.into(),
+            doc_id: r.doc_id.into(),
             payload: r.payload,
             txn_id: r.txn_id,
             hlc: r.hlc.0,

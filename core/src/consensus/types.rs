@@ -5,6 +5,7 @@
 //! docs/FORMAT.md), so the Raft log index is exactly the WAL LSN.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use openraft::entry::RaftPayload;
@@ -29,8 +30,10 @@ pub type NodeInfo = BasicNode;
 pub struct ClientWrite {
     #[serde(with = "op_code")]
     pub op: Operation,
-    pub collection: String,
-    pub doc_id: String,
+    /// Shared like the payload: the names are cloned with every entry clone (log record,
+    /// tail-cache reads for each follower, retries), and `Arc<str>` clones copy nothing.
+    pub collection: Arc<str>,
+    pub doc_id: Arc<str>,
     /// Shared, not owned: an entry is cloned for the log, the tail cache and every follower's
     /// AppendEntries, and with `Bytes` those clones copy no payload bytes.
     pub payload: Bytes,
@@ -50,8 +53,8 @@ pub struct ClientWrite {
 impl ClientWrite {
     pub fn new(
         op: Operation,
-        collection: impl Into<String>,
-        doc_id: impl Into<String>,
+        collection: impl Into<Arc<str>>,
+        doc_id: impl Into<Arc<str>>,
         payload: impl Into<Bytes>,
     ) -> Self {
         ClientWrite {
