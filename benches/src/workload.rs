@@ -41,7 +41,7 @@ impl RecordPool {
                     Operation::Insert
                 },
                 collection: "documents".into(),
-                doc_id: payloads.uuid(),
+                doc_id: payloads.uuid().into(),
                 txn_id: None,
                 payload: Bytes::from(payloads.next_payload(payload_bytes)),
             })

@@ -228,7 +228,7 @@ fn group_commit_many_threads_dense_lsns_and_all_durable() {
                 (0..200u64)
                     .map(|k| {
                         let mut r = rec(1);
-                        r.doc_id = format!("{t}-{k}");
+                        r.doc_id = format!("{t}-{k}").into();
                         let lsn = wal.append(&r).unwrap();
                         assert!(wal.durable_lsn() >= lsn, "acked before durable");
                         (lsn, r.doc_id)
@@ -237,7 +237,7 @@ fn group_commit_many_threads_dense_lsns_and_all_durable() {
             })
         })
         .collect();
-    let mut acked: Vec<(u64, String)> = threads
+    let mut acked: Vec<(u64, std::sync::Arc<str>)> = threads
         .into_iter()
         .flat_map(|t| t.join().unwrap())
         .collect();
@@ -246,7 +246,7 @@ fn group_commit_many_threads_dense_lsns_and_all_durable() {
     assert!(acked.iter().zip(1..).all(|((lsn, _), i)| *lsn == i));
     let back: Vec<_> = read_all(&wal, 1)
         .into_iter()
-        .map(|r| (r.lsn, r.doc_id))
+        .map(|r| (r.lsn, std::sync::Arc::<str>::from(r.doc_id)))
         .collect();
     assert_eq!(back, acked);
 }
@@ -286,7 +286,7 @@ fn invalid_records_and_options_are_refused() {
     assert!(matches!(Wal::open(o), Err(WalError::InvalidOptions(_))));
     let wal = Wal::open(opts(dir.path())).unwrap();
     let mut r = rec(1);
-    r.collection = "c".repeat(70_000);
+    r.collection = "c".repeat(70_000).into();
     assert!(matches!(wal.append(&r), Err(WalError::InvalidRecord(_))));
     assert!(matches!(
         wal.append_batch(&[]),

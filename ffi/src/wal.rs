@@ -260,8 +260,8 @@ pub(crate) unsafe fn record_from_c(
         hlc: HlcTimestamp(r.hlc),
         origin: r.origin,
         op,
-        collection: collection.to_owned(),
-        doc_id: doc_id.to_owned(),
+        collection: collection.into(),
+        doc_id: doc_id.into(),
         txn_id: r.has_txn_id.then_some(r.txn_id),
         payload: payload.to_vec().into(),
     })

@@ -179,8 +179,8 @@ impl PyRecord {
             hlc: HlcTimestamp::from_u64(self.hlc),
             origin: self.origin,
             op: self.op,
-            collection: self.collection.clone(),
-            doc_id: self.doc_id.clone(),
+            collection: self.collection.as_str().into(),
+            doc_id: self.doc_id.as_str().into(),
             txn_id: self.txn_id,
             payload: Bytes::from_owner(PyBackedBytes::from(self.payload.bind(py).clone())),
         }
@@ -218,8 +218,8 @@ impl Fields<'_, '_> {
             hlc: HlcTimestamp::from_u64(self.hlc),
             origin: self.origin,
             op: parse_op(self.op)?,
-            collection: self.collection,
-            doc_id: self.doc_id,
+            collection: self.collection.into(),
+            doc_id: self.doc_id.into(),
             txn_id: self.txn_id,
             payload: payload_shared(self.payload)?,
         })

@@ -311,8 +311,8 @@ fn entry_to_record(e: &Entry) -> io::Result<NewRecord> {
         EntryPayload::Blank => {}
         EntryPayload::Write(w) => {
             rec.op = w.op;
-            rec.collection = w.collection.to_string();
-            rec.doc_id = w.doc_id.to_string();
+            rec.collection = w.collection.clone();
+            rec.doc_id = w.doc_id.clone();
             rec.payload = w.payload.clone();
             rec.txn_id = w.txn_id;
             rec.hlc = HlcTimestamp(w.hlc);

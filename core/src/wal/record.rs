@@ -1,5 +1,7 @@
 //! The logical WAL record and its byte encoding inside a frame body.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::clock::HlcTimestamp;
@@ -59,8 +61,10 @@ pub struct NewRecord {
     pub hlc: HlcTimestamp,
     pub origin: NodeId,
     pub op: Operation,
-    pub collection: String,
-    pub doc_id: String,
+    /// Shared rather than owned, like the payload: the Raft log store turns every entry into a
+    /// record, and sharing the entry's names costs no allocation or copy.
+    pub collection: Arc<str>,
+    pub doc_id: Arc<str>,
     pub txn_id: Option<u64>,
     pub payload: Bytes,
 }
@@ -69,8 +73,8 @@ impl NewRecord {
     /// A record with term 0, no HLC, origin 0 and no transaction: handy for tests and tools.
     pub fn new(
         op: Operation,
-        collection: impl Into<String>,
-        doc_id: impl Into<String>,
+        collection: impl Into<Arc<str>>,
+        doc_id: impl Into<Arc<str>>,
         payload: impl Into<Bytes>,
     ) -> Self {
         NewRecord {
@@ -92,8 +96,8 @@ impl NewRecord {
             hlc: self.hlc,
             origin: self.origin,
             op: self.op,
-            collection: self.collection,
-            doc_id: self.doc_id,
+            collection: self.collection.to_string(),
+            doc_id: self.doc_id.to_string(),
             txn_id: self.txn_id,
             payload: self.payload,
         }
@@ -122,8 +126,8 @@ impl Record {
             hlc: self.hlc,
             origin: self.origin,
             op: self.op,
-            collection: self.collection,
-            doc_id: self.doc_id,
+            collection: self.collection.into(),
+            doc_id: self.doc_id.into(),
             txn_id: self.txn_id,
             payload: self.payload,
         }

@@ -37,8 +37,8 @@ pub fn rec(i: u64) -> NewRecord {
         hlc: HlcTimestamp(1_000_000 + i * 10),
         origin: i % 3 + 1,
         op,
-        collection: format!("coll{}", i % 7),
-        doc_id: format!("doc-{i}"),
+        collection: format!("coll{}", i % 7).into(),
+        doc_id: format!("doc-{i}").into(),
         txn_id: if i.is_multiple_of(5) {
             Some(i * 3)
         } else {

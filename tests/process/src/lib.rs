@@ -37,7 +37,7 @@ pub fn record(round: u32, writer: u32, seq: u64) -> NewRecord {
         op: Operation::Insert,
         collection: "crash".into(),
         payload: payload_for(&id).into(),
-        doc_id: id,
+        doc_id: id.into(),
         txn_id: None,
     }
 }
