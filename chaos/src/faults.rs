@@ -272,7 +272,9 @@ impl FaultState {
         mode: Option<PartitionMode>,
         duration: Option<Duration>,
     ) {
-        self.each(dirs, |d| d.partition = mode.map(|m| Timed::new(m, duration)));
+        self.each(dirs, |d| {
+            d.partition = mode.map(|m| Timed::new(m, duration))
+        });
     }
 
     pub(crate) fn set_delay(
@@ -335,11 +337,17 @@ mod tests {
             Some(Duration::from_millis(10)),
         );
         let now = Instant::now();
-        assert_eq!(s.active(Direction::Up, now).partition, Some(PartitionMode::Hold));
+        assert_eq!(
+            s.active(Direction::Up, now).partition,
+            Some(PartitionMode::Hold)
+        );
         assert_eq!(s.active(Direction::Down, now).throttle, Some(1000));
         let later = now + Duration::from_secs(1);
         assert_eq!(s.active(Direction::Down, later).throttle, None);
-        assert_eq!(s.active(Direction::Up, later).partition, Some(PartitionMode::Hold));
+        assert_eq!(
+            s.active(Direction::Up, later).partition,
+            Some(PartitionMode::Hold)
+        );
         assert!(s.snapshot(later).down.is_clear());
         s.clear();
         assert!(s.snapshot(now).is_clear());
@@ -351,7 +359,10 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         for _ in 0..1000 {
             let s = d.sample(&mut rng);
-            assert!(s >= Duration::from_millis(5) && s <= Duration::from_millis(8), "{s:?}");
+            assert!(
+                s >= Duration::from_millis(5) && s <= Duration::from_millis(8),
+                "{s:?}"
+            );
         }
     }
 }

@@ -22,7 +22,7 @@
 //! | delay | each chunk waits `fixed + uniform(0..=jitter)`; never released before the chunk ahead of it, so order is kept | yes |
 //! | drop | a chunk is discarded with probability p | no |
 //! | duplicate | a chunk is sent twice with probability p | no |
-//! | reorder | a chunk is held with probability p and sent right after the next chunk (or after 50 ms if none comes) | no |
+//! | reorder | a chunk is held with probability p and sent right after the next chunk (or after `reorder_max_hold`, 50 ms by default, if none comes) | no |
 //! | throttle | bytes per second cap, token bucket with 50 ms of burst | yes |
 //! | kill ([`FaultHandle::kill_connections`]) | every open connection is reset ([`KillMode::Reset`]) or closed ([`KillMode::Close`]) | — |
 //!
@@ -66,7 +66,9 @@ mod stats;
 mod throttle;
 
 pub use error::ChaosError;
-pub use faults::{Delay, Direction, Directions, FaultSnapshot, KillMode, LinkFaults, PartitionMode};
+pub use faults::{
+    Delay, Direction, Directions, FaultSnapshot, KillMode, LinkFaults, PartitionMode,
+};
 pub use mesh::{MeshOptions, NodeId, ProxyMesh};
 pub use proxy::{FaultHandle, FaultProxy, ProxyOptions};
 pub use stats::{DirectionStats, ProxyStats};

@@ -20,9 +20,18 @@ mod tests {
     #[test]
     fn only_127_slash_8_passes() {
         for ok in ["127.0.0.1:0", "127.0.0.2:80", "127.255.255.254:9"] {
-            assert!(require_loopback("listen", ok.parse().unwrap()).is_ok(), "{ok}");
+            assert!(
+                require_loopback("listen", ok.parse().unwrap()).is_ok(),
+                "{ok}"
+            );
         }
-        for bad in ["0.0.0.0:0", "10.0.0.1:80", "192.168.1.1:1", "[::1]:80", "[::]:0"] {
+        for bad in [
+            "0.0.0.0:0",
+            "10.0.0.1:80",
+            "192.168.1.1:1",
+            "[::1]:80",
+            "[::]:0",
+        ] {
             let err = require_loopback("target", bad.parse().unwrap()).unwrap_err();
             assert!(err.to_string().contains("loopback"), "{bad}: {err}");
         }

@@ -77,9 +77,15 @@ impl ProxyMesh {
                     continue;
                 }
                 let seed = derive(derive(seed, from), to);
-                let proxy =
-                    FaultProxy::start_with(listen, target, ProxyOptions { seed: Some(seed) })
-                        .await?;
+                let proxy = FaultProxy::start_with(
+                    listen,
+                    target,
+                    ProxyOptions {
+                        seed: Some(seed),
+                        ..ProxyOptions::default()
+                    },
+                )
+                .await?;
                 links.insert((from, to), proxy);
             }
         }

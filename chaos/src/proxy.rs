@@ -21,11 +21,24 @@ use crate::stats::{Counters, ProxyStats};
 use crate::ChaosError;
 
 /// Options for [`FaultProxy::start_with`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ProxyOptions {
     /// Seed of every random decision (drop, duplicate, reorder, jitter). `None` draws one;
     /// either way [`FaultHandle::seed`] tells it, so a failing run can be replayed.
     pub seed: Option<u64>,
+    /// How long a chunk held by the `reorder` fault waits for a later chunk to overtake it
+    /// before it is sent anyway (50 ms by default), so a stream that goes quiet is not
+    /// stalled by the fault.
+    pub reorder_max_hold: Duration,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            seed: None,
+            reorder_max_hold: Duration::from_millis(50),
+        }
+    }
 }
 
 /// The faults of one direction at one instant, with the seed the RNGs must use.
@@ -47,6 +60,7 @@ pub(crate) struct Shared {
     /// Every value sent is an order to kill the connections open at that moment.
     pub(crate) kills: watch::Sender<KillMode>,
     pub(crate) counters: Counters,
+    pub(crate) reorder_max_hold: Duration,
 }
 
 impl Shared {
@@ -109,6 +123,7 @@ impl FaultProxy {
             changes: watch::Sender::new(0),
             kills: watch::Sender::new(KillMode::Reset),
             counters: Counters::default(),
+            reorder_max_hold: options.reorder_max_hold,
         });
         info!(listen = %local, %target, seed, "chaos proxy started");
         let acceptor = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -237,7 +252,8 @@ impl FaultHandle {
     }
 
     /// Holds each chunk with probability `p` and sends it right after the next chunk (or
-    /// after 50 ms if none comes). 0 clears.
+    /// after [`ProxyOptions::reorder_max_hold`] if none comes). A chunk that overtakes a held
+    /// one is never held itself. 0 clears.
     pub fn set_reorder(
         &self,
         dirs: Directions,

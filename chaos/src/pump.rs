@@ -9,7 +9,7 @@
 //! while earlier chunks wait for their release time, so a delayed link keeps its bandwidth.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -27,9 +27,6 @@ const CHUNK: usize = 16 * 1024;
 /// Chunks in flight between reader and writer (up to 4 MiB): enough for a delayed link to
 /// keep its bandwidth, bounded so a stalled peer pushes back on the sender.
 const QUEUE: usize = 256;
-/// A chunk held back by `reorder` waits at most this long for a chunk to overtake it, so a
-/// stream that goes quiet is never stalled by the fault.
-pub(crate) const REORDER_MAX_HOLD: Duration = Duration::from_millis(50);
 
 /// A chunk on its way to the writer.
 struct Chunk {
@@ -106,7 +103,8 @@ async fn read_side<R: AsyncRead + Unpin>(
         let n = if held.is_some() {
             tokio::select! {
                 r = src.read(&mut buf) => r?,
-                _ = tokio::time::sleep(REORDER_MAX_HOLD) => {
+                // A stream that goes quiet is never stalled by the fault.
+                _ = tokio::time::sleep(shared.reorder_max_hold) => {
                     if let Some(h) = held.take() {
                         send(&tx, h).await?;
                     }
@@ -168,6 +166,7 @@ async fn read_side<R: AsyncRead + Unpin>(
             add(&counters.reordered, 1);
         } else if f.reorder > 0.0 && rng.random_bool(f.reorder) {
             held = Some(chunk);
+            add(&counters.held, 1);
         } else {
             send(&tx, chunk).await?;
         }

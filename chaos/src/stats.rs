@@ -17,7 +17,10 @@ pub struct DirectionStats {
     pub bytes_delayed: u64,
     /// Bytes read and discarded by a [`Blackhole`](crate::PartitionMode::Blackhole) partition.
     pub bytes_blackholed: u64,
-    /// Chunks held back by the `reorder` fault and sent after a later chunk.
+    /// Chunks held back by the `reorder` fault.
+    pub chunks_held: u64,
+    /// Held chunks that a later chunk overtook (the others were released after the hold
+    /// time, or at the end of the stream, in order).
     pub chunks_reordered: u64,
 }
 
@@ -57,6 +60,7 @@ pub(crate) struct DirectionCounters {
     pub(crate) duplicated: AtomicU64,
     pub(crate) delayed: AtomicU64,
     pub(crate) blackholed: AtomicU64,
+    pub(crate) held: AtomicU64,
     pub(crate) reordered: AtomicU64,
 }
 
@@ -68,6 +72,7 @@ impl DirectionCounters {
             bytes_duplicated: self.duplicated.load(Relaxed),
             bytes_delayed: self.delayed.load(Relaxed),
             bytes_blackholed: self.blackholed.load(Relaxed),
+            chunks_held: self.held.load(Relaxed),
             chunks_reordered: self.reordered.load(Relaxed),
         }
     }
