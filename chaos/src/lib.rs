@@ -26,6 +26,9 @@
 //! | throttle | bytes per second cap, token bucket with 50 ms of burst | yes |
 //! | kill ([`FaultHandle::kill_connections`]) | every open connection is reset ([`KillMode::Reset`]) or closed ([`KillMode::Close`]) | — |
 //!
+//! The end of a stream (FIN) never crosses a partition, of either mode: it is passed on after
+//! the heal, as TCP would retransmit it.
+//!
 //! Every setter takes an optional duration after which the fault clears itself;
 //! [`FaultHandle::clear`] clears them all. Random decisions come from a seeded
 //! `rand::rngs::StdRng` per connection and direction, derived from the proxy seed

@@ -60,12 +60,27 @@ where
 /// Returns the faults of `dir` once it is not held by a [`PartitionMode::Hold`] partition,
 /// waking on every fault change and at the partition's own deadline.
 async fn pass_hold(shared: &Shared, dir: Direction, changes: &mut watch::Receiver<u64>) -> LinkNow {
+    wait_partition(shared, dir, changes, false).await
+}
+
+/// Like [`pass_hold`], and when `any_mode` also waits out a blackhole partition.
+async fn wait_partition(
+    shared: &Shared,
+    dir: Direction,
+    changes: &mut watch::Receiver<u64>,
+    any_mode: bool,
+) -> LinkNow {
     loop {
         // Mark the current version seen *before* reading the state, so a change made
         // between the read and the wait is not missed.
         changes.borrow_and_update();
         let now = shared.link(dir);
-        if now.faults.partition != Some(PartitionMode::Hold) {
+        let blocked = match now.faults.partition {
+            Some(PartitionMode::Hold) => true,
+            Some(PartitionMode::Blackhole) => any_mode,
+            None => false,
+        };
+        if !blocked {
             return now;
         }
         match now.faults.partition_until {
@@ -118,6 +133,9 @@ async fn read_side<R: AsyncRead + Unpin>(
             if let Some(h) = held.take() {
                 send(&tx, h).await?;
             }
+            // The end of the stream (FIN) does not cross a partition of either mode: TCP
+            // would retransmit it until the link is back, so it is passed on after the heal.
+            wait_partition(shared, dir, &mut changes, true).await;
             // Dropping `tx` lets the writer drain the queue and half-close its side.
             return Ok(());
         }

@@ -57,6 +57,25 @@ async fn blackhole_partition_discards_and_heal_restores_new_bytes() {
 }
 
 #[tokio::test]
+async fn end_of_stream_waits_for_the_heal_even_in_blackhole() {
+    let (proxy, mut client, mut server) = pair(ProxyOptions::default()).await;
+    let faults = proxy.handle();
+    faults.partition(Directions::Up, PartitionMode::Blackhole, None);
+    client.write_all(b"gone").await.unwrap();
+    client.shutdown().await.unwrap();
+    eventually("bytes to be blackholed", || {
+        faults.stats().up.bytes_blackholed == 4
+    })
+    .await;
+    // Neither the bytes nor the FIN crossed.
+    assert_quiet(&mut server).await;
+    faults.heal(Directions::Up);
+    let mut rest = Vec::new();
+    within(server.read_to_end(&mut rest)).await.unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test]
 async fn symmetric_partition_with_duration_clears_itself() {
     let (proxy, mut client, mut server) = pair(ProxyOptions::default()).await;
     let faults = proxy.handle();
