@@ -298,3 +298,38 @@ async fn probabilities_outside_0_1_are_refused_and_seed_is_exposed() {
     assert_eq!(faults.seed(), 99);
     assert!(faults.faults().get(Direction::Up).is_clear());
 }
+
+/// Sends 40 one-byte chunks through a proxy dropping half of them and returns the bytes that
+/// arrived. Each byte is its own chunk: the next is written only once the proxy has dealt
+/// with the previous one.
+async fn survivors_of_half_drop(seed: u64) -> Vec<u8> {
+    let (proxy, mut client, mut server) = pair(ProxyOptions {
+        seed: Some(seed),
+        ..ProxyOptions::default()
+    })
+    .await;
+    let faults = proxy.handle();
+    faults.set_drop(Directions::Up, 0.5, None).unwrap();
+    for i in 0..40u8 {
+        client.write_all(&[i]).await.unwrap();
+        let done = u64::from(i) + 1;
+        eventually("the byte to be handled", || {
+            let s = faults.stats().up;
+            s.bytes_dropped + s.bytes_forwarded == done
+        })
+        .await;
+    }
+    let forwarded = faults.stats().up.bytes_forwarded as usize;
+    assert!(
+        forwarded > 0 && forwarded < 40,
+        "p = 0.5 kept {forwarded} of 40"
+    );
+    read_n(&mut server, forwarded).await
+}
+
+#[tokio::test]
+async fn the_same_seed_drops_the_same_chunks() {
+    let first = survivors_of_half_drop(2024).await;
+    let again = survivors_of_half_drop(2024).await;
+    assert_eq!(first, again, "seed 2024 did not replay");
+}
