@@ -35,6 +35,12 @@
 //! ([`FaultHandle::seed`]), so a run replays as far as the chunking of the stream (which
 //! depends on timing) replays.
 //!
+//! # History checkers
+//!
+//! [`history`] records what concurrent test clients asked of the store and saw, and checks the
+//! recorded history afterwards: linearizability per key, survival of acknowledged writes, one
+//! leader per term, replica convergence and exactly-once CDC delivery.
+//!
 //! # Loopback only
 //!
 //! Both the listen and the target address must be in 127.0.0.0/8; anything else is refused
@@ -60,6 +66,7 @@
 mod conn;
 mod error;
 mod faults;
+pub mod history;
 mod loopback;
 mod mesh;
 mod proxy;
