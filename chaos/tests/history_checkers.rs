@@ -219,7 +219,15 @@ fn a_single_injected_stale_read_always_fails() {
         injected += 1;
         let result = check_linearizability(&sim.history, &LinearizabilityOptions::default());
         match &result.keys[&key] {
-            KeyVerdict::Violation(v) => assert_eq!(v.key, key),
+            KeyVerdict::Violation(v) => {
+                assert_eq!(v.key, key);
+                // The explanation points at the injected read (process 1_000_000).
+                assert!(
+                    v.ops.iter().any(|o| o.process == 1_000_000),
+                    "{}: {v}",
+                    replay(seed, "injected_stale")
+                );
+            }
             other => panic!(
                 "{}: expected a violation on {key}, got {other:?}",
                 replay(seed, "injected_stale")
