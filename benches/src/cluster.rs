@@ -90,13 +90,14 @@ pub struct ClusterSettings {
 impl ClusterSettings {
     /// The defaults with the command line's cluster options applied.
     pub fn from_options(opts: &crate::scenarios::Options) -> Self {
+        let d = ClusterSettings::default();
         ClusterSettings {
-            wal_compression: opts.cluster_wal_compression == crate::scenarios::Switch::On,
-            wal_zero_fill: opts.cluster_wal_zero_fill == crate::scenarios::Switch::On,
             compression_level: opts
                 .cluster_compression_level
-                .unwrap_or(ReplicationConfig::default().compression_level),
-            ..ClusterSettings::default()
+                .unwrap_or(d.compression_level),
+            wal_compression: opts.cluster_wal_compression == crate::scenarios::Switch::On,
+            wal_zero_fill: opts.cluster_wal_zero_fill == crate::scenarios::Switch::On,
+            ..d
         }
     }
 }

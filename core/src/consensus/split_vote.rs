@@ -34,7 +34,7 @@ use openraft::raft::{
     AppendEntriesRequest, SnapshotResponse, StreamAppendResult, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::{OptionalSend, ServerState};
+use openraft::{OptionalSend, RaftMetrics, ServerState};
 use parking_lot::Mutex;
 
 use super::types::{ConsensusRaft, LogId, NodeInfo, Vote, C};
@@ -179,42 +179,19 @@ impl SplitVoteBreaker {
             // candidate: give them a moment to catch up.
             let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
             let fire = loop {
-                let (state, term, vote, voters) = {
-                    let m = metrics.borrow_watched();
-                    let configs = m.membership_config.membership().get_joint_config();
-                    let voters = (configs.len() == 1).then(|| configs[0].clone());
-                    (m.state, m.current_term, m.vote, voters)
-                };
-                if state == ServerState::Shutdown {
-                    return;
-                }
                 let decision = {
-                    let mut r = self.round.lock();
-                    if term < r.term {
-                        None
-                    } else {
-                        let candidate_of_round = state == ServerState::Candidate
-                            && term == r.term
-                            && vote.leader_id.term == r.term
-                            && vote.leader_id.voted_for == self.me
-                            && !vote.committed;
-                        let fire = candidate_of_round
-                            && !r.acted
-                            && voters.as_ref().is_some_and(|v| {
-                                should_recampaign(self.me, r.last_log, &r.answers, v)
-                            });
-                        r.acted |= fire;
-                        Some(fire)
+                    let m = metrics.borrow_watched();
+                    if m.state == ServerState::Shutdown {
+                        return;
                     }
+                    self.decide(&m)
                 };
-                match decision {
-                    Some(fire) => break fire,
-                    None => {
-                        let changed = tokio::time::timeout_at(deadline, metrics.changed()).await;
-                        if !matches!(changed, Ok(Ok(()))) {
-                            break false;
-                        }
-                    }
+                if let Some(fire) = decision {
+                    break fire;
+                }
+                let changed = tokio::time::timeout_at(deadline, metrics.changed()).await;
+                if !matches!(changed, Ok(Ok(()))) {
+                    break false;
                 }
             };
             if fire {
@@ -228,6 +205,27 @@ impl SplitVoteBreaker {
                 }
             }
         }
+    }
+
+    /// Whether to campaign again now, given the node's metrics; `None` while the metrics have
+    /// not yet caught up with the round the answers belong to. Marks the round acted upon.
+    fn decide(&self, m: &RaftMetrics<C>) -> Option<bool> {
+        let mut r = self.round.lock();
+        if m.current_term < r.term {
+            return None;
+        }
+        let candidate_of_round = m.state == ServerState::Candidate
+            && m.current_term == r.term
+            && m.vote.leader_id.voted_for == self.me
+            && !m.vote.committed;
+        // Joint configurations have two quorums: leave them to openraft's timer.
+        let configs = m.membership_config.membership().get_joint_config();
+        let fire = candidate_of_round
+            && !r.acted
+            && configs.len() == 1
+            && should_recampaign(self.me, r.last_log, &r.answers, &configs[0]);
+        r.acted |= fire;
+        Some(fire)
     }
 }
 
@@ -244,31 +242,32 @@ pub struct VoteWatchPeer<P> {
     breaker: Arc<SplitVoteBreaker>,
 }
 
+impl<N> VoteWatch<N> {
+    fn peer<P>(&self, target: NodeId, inner: P) -> VoteWatchPeer<P> {
+        VoteWatchPeer {
+            inner,
+            target,
+            breaker: self.breaker.clone(),
+        }
+    }
+}
+
 impl<N: RaftNetworkFactory<C>> RaftNetworkFactory<C> for VoteWatch<N> {
     type Network = VoteWatchPeer<N::Network>;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
-        VoteWatchPeer {
-            inner: self.inner.new_client(target, node).await,
-            target,
-            breaker: self.breaker.clone(),
-        }
+        let inner = self.inner.new_client(target, node).await;
+        self.peer(target, inner)
     }
 
     async fn new_heartbeat_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
-        VoteWatchPeer {
-            inner: self.inner.new_heartbeat_client(target, node).await,
-            target,
-            breaker: self.breaker.clone(),
-        }
+        let inner = self.inner.new_heartbeat_client(target, node).await;
+        self.peer(target, inner)
     }
 
     async fn new_snapshot_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
-        VoteWatchPeer {
-            inner: self.inner.new_snapshot_client(target, node).await,
-            target,
-            breaker: self.breaker.clone(),
-        }
+        let inner = self.inner.new_snapshot_client(target, node).await;
+        self.peer(target, inner)
     }
 }
 
